@@ -1,0 +1,3 @@
+from cvitkit.pipeline import main
+
+raise SystemExit(main())

@@ -1,0 +1,147 @@
+"""The reproduce pipeline: an ordered list of stages, each one or more papermill notebook runs.
+
+``./reproduce.sh`` calls ``python -m cvitkit.pipeline run --profile P [--only STAGE] [--force]``.
+A job whose marker file exists (``runs/<profile>/stages/<stage>/<job>.json``) with the same
+parameters is skipped, so an interrupted pipeline resumes where it stopped; ``--force`` redoes it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cvitkit.config import config_hash
+from cvitkit.errors import CvitkitError
+from cvitkit.profiles import REPO_ROOT, Profile, available_profiles, load_profile
+from cvitkit.provenance import atomic_write_json, work_dir
+
+
+@dataclass(frozen=True)
+class Job:
+    """One notebook execution: an id unique within its stage and the papermill parameters."""
+
+    job_id: str
+    parameters: dict = field(default_factory=dict)
+
+
+def _single_job(profile: Profile) -> list[Job]:
+    return [Job("all", {"profile": profile.name})]
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    notebook: str
+    help: str
+    issue: int
+    jobs: Callable[[Profile], list[Job]] = _single_job
+
+    @property
+    def built(self) -> bool:
+        return (REPO_ROOT / "notebooks" / f"{self.notebook}.py").is_file()
+
+
+STAGES: list[Stage] = [
+    Stage("setup_check", "00_setup_check", "versions, devices, tiny/real model forward and 4-bit check", 2),
+    Stage("data", "01_data_preparation", "synthetic analogues (or real files) of every suite", 3),
+    Stage("base_model", "02_train", "kit-pretrained tiny LLaVA (mini base model)", 4),
+    Stage("train", "02_train", "continual training of every (method, suite) the tables need", 4),
+    Stage("evaluate", "03_evaluate", "accuracy matrices, metrics, forgetting curves", 4),
+    Stage("tables", "10_strlora_tables", "every table and figure of the four papers", 6),
+]
+
+
+def stage_by_name(name: str) -> Stage:
+    for stage in STAGES:
+        if stage.name == name:
+            return stage
+    raise CvitkitError(f"unknown stage '{name}'. Stages: {', '.join(s.name for s in STAGES)}.")
+
+
+def _marker(profile: Profile, stage: Stage, job: Job) -> Path:
+    return work_dir(profile.name) / "stages" / stage.name / f"{job.job_id}.json"
+
+
+def run_stage(profile: Profile, stage: Stage, force: bool = False, log=print) -> str:
+    """Run every job of ``stage``; returns ``"done"``, ``"skipped"`` or ``"not built"``."""
+    from cvitkit.notebooks import execute_notebook
+
+    if not stage.built:
+        log(f"[{stage.name}] not built yet (notebooks/{stage.notebook}.py arrives with issue #{stage.issue}); skipped")
+        return "not built"
+    t0 = time.time()
+    ran = 0
+    jobs = stage.jobs(profile)
+    for i, job in enumerate(jobs, 1):
+        marker = _marker(profile, stage, job)
+        key = config_hash(job.parameters)
+        if not force and marker.is_file() and json.loads(marker.read_text()).get("parameters_hash") == key:
+            continue
+        t1 = time.time()
+        log(f"[{stage.name}] {i}/{len(jobs)} {job.job_id} ...")
+        executed = profile.results_dir / "executed" / f"{stage.notebook}__{stage.name}__{job.job_id}.ipynb"
+        execute_notebook(stage.notebook, executed, job.parameters)
+        atomic_write_json(marker, {"stage": stage.name, "job": job.job_id, "parameters": job.parameters,
+                                   "parameters_hash": key, "seconds": round(time.time() - t1, 1),
+                                   "finished": time.strftime("%Y-%m-%dT%H:%M:%S")})
+        ran += 1
+    status = "done" if ran else "skipped"
+    note = f"{ran} job(s) run" if ran else f"all {len(jobs)} job(s) already finished (--force redoes them)"
+    log(f"[{stage.name}] {status} in {time.time() - t0:.0f} s: {note}")
+    return status
+
+
+def run(profile_name: str, only: str | None = None, force: bool = False, data_root: str | None = None,
+        model: str | None = None, suites: list[str] | None = None, log=print) -> dict[str, str]:
+    profile = load_profile(profile_name, data_root=data_root, model_path=model, suites=suites or None)
+    stages = [stage_by_name(only)] if only else STAGES
+    log(f"cvitkit pipeline: profile {profile.name} ({profile.description})")
+    t0 = time.time()
+    statuses = {s.name: run_stage(profile, s, force=force, log=log) for s in stages}
+    log(f"pipeline finished in {time.time() - t0:.0f} s; results in {profile.results_dir}/")
+    missing = [n for n, st in statuses.items() if st == "not built"]
+    if missing:
+        log(f"stages not built yet: {', '.join(missing)}")
+    return statuses
+
+
+def _print_stages(profile_name: str | None) -> None:
+    print("stage         built  notebook                 what it does")
+    for s in STAGES:
+        print(f"{s.name:<13} {'yes' if s.built else 'no ':<6} {s.notebook:<24} {s.help}"
+              + ("" if s.built else f" (issue #{s.issue})"))
+    print(f"profiles: {', '.join(available_profiles())}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cvitkit.pipeline", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_run = sub.add_parser("run", help="run the pipeline")
+    p_run.add_argument("--profile", default="mini", choices=available_profiles())
+    p_run.add_argument("--only", choices=[s.name for s in STAGES])
+    p_run.add_argument("--force", action="store_true")
+    p_run.add_argument("--data-root")
+    p_run.add_argument("--model")
+    p_run.add_argument("--suite", action="append", dest="suites")
+    p_st = sub.add_parser("stages", help="list the stages")
+    p_st.add_argument("--profile")
+    args = parser.parse_args(argv)
+    if args.command == "stages":
+        _print_stages(args.profile)
+        return 0
+    try:
+        run(args.profile, only=args.only, force=args.force, data_root=args.data_root, model=args.model,
+            suites=args.suites)
+    except CvitkitError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

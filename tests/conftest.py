@@ -1,0 +1,64 @@
+"""Shared fixtures. Tests never write into the repository: results and work folders go to a temp dir."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+# Set before anything imports the kit, so notebook kernels started by papermill inherit them too.
+_SCRATCH = Path(tempfile.mkdtemp(prefix="cvitkit-tests-"))
+os.environ.setdefault("CVITKIT_RESULTS", str(_SCRATCH / "results"))
+os.environ.setdefault("CVITKIT_WORK", str(_SCRATCH / "runs"))
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _has(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def pytest_collection_modifyitems(config, items):
+    import torch
+
+    skip_gpu = pytest.mark.skip(reason="needs CUDA")
+    skip_bnb = pytest.mark.skip(reason="needs bitsandbytes (pip install -e '.[quant]')")
+    for item in items:
+        if "gpu" in item.keywords and not torch.cuda.is_available():
+            item.add_marker(skip_gpu)
+        if "quant" in item.keywords and not _has("bitsandbytes"):
+            item.add_marker(skip_bnb)
+
+
+@pytest.fixture(scope="session")
+def micro_llava():
+    """A random ``micro`` tiny LLaVA and its processor (shared; do not modify in place)."""
+    from cvitkit.models import build_tiny_llava
+
+    return build_tiny_llava("micro", seed=0)
+
+
+@pytest.fixture(scope="session")
+def micro_llava_dir(micro_llava, tmp_path_factory):
+    """The ``micro`` model saved in Hugging Face format."""
+    model, processor = micro_llava
+    path = tmp_path_factory.mktemp("micro_llava")
+    model.save_pretrained(path)
+    processor.save_pretrained(path)
+    return path
+
+
+def make_image(size: int, colour: str = "red"):
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (size, size), "white")
+    ImageDraw.Draw(image).rectangle([size // 4, size // 4, 3 * size // 4, 3 * size // 4], fill=colour)
+    return image
