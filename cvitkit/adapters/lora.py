@@ -1,0 +1,58 @@
+"""Wrap a (possibly 4-bit) base model with peft adapters: plain LoRA or a mixture of LoRA experts."""
+
+from __future__ import annotations
+
+from peft import LoraConfig, PeftModel, get_peft_model
+
+from cvitkit.adapters.mixture import MixtureLoraConfig, MixtureLoraLinear
+from cvitkit.models.targets import check_targets, lora_target_regex
+
+PROJECTOR = "multi_modal_projector"
+
+
+def _targets(model, targets: str) -> str:
+    regex = lora_target_regex(targets)
+    check_targets(model.get_base_model() if isinstance(model, PeftModel) else model, regex)
+    return regex
+
+
+def set_projector_trainable(model, trainable: bool) -> None:
+    """The projector is a plain full-precision module: train it in place (peft freezes it by default)."""
+    for name, p in model.named_parameters():
+        if PROJECTOR in name:
+            p.requires_grad_(trainable)
+
+
+def add_lora(model, rank: int, alpha: float, dropout: float, targets: str = "all_linear",
+             adapter_name: str = "default", train_projector: bool = True, init_lora_weights=True):
+    """Add a LoRA adapter named ``adapter_name`` (creating the PeftModel on first use)."""
+    config = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=dropout, target_modules=_targets(model, targets),
+                        init_lora_weights=init_lora_weights)
+    if isinstance(model, PeftModel):
+        model.add_adapter(adapter_name, config)
+    else:
+        model = get_peft_model(model, config, adapter_name=adapter_name)
+    set_projector_trainable(model, train_projector)
+    return model
+
+
+def add_mixture(model, rank: int, alpha: float, dropout: float, mixture: dict, targets: str = "all_linear",
+                adapter_name: str = "default", train_projector: bool = True, routing_context=None):
+    """Add a mixture-of-LoRA-experts adapter (see :mod:`cvitkit.adapters.mixture`).
+
+    ``routing_context`` (a :class:`~cvitkit.routers.RoutingContext`) is shared by every mixture layer.
+    """
+    config = MixtureLoraConfig(r=rank, lora_alpha=alpha, lora_dropout=dropout, target_modules=_targets(model, targets),
+                               mixture=mixture)
+    if isinstance(model, PeftModel):
+        model.add_adapter(adapter_name, config)
+    else:
+        model = get_peft_model(model, config, adapter_name=adapter_name)
+    for layer in mixture_layers(model):
+        layer.routing_context = routing_context
+    set_projector_trainable(model, train_projector)
+    return model
+
+
+def mixture_layers(model) -> list[MixtureLoraLinear]:
+    return [m for m in model.modules() if isinstance(m, MixtureLoraLinear)]

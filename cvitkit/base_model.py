@@ -1,0 +1,140 @@
+"""The ``mini`` profile's base model: a tiny LLaVA pretrained by the kit on a general synthetic mix.
+
+Continual instruction tuning starts from an *instruction-tuned* MLLM whose abilities it must not
+destroy. The kit plays that part with a tiny LLaVA trained from random initialisation, all weights
+trainable, on the ``pretrain`` suite: captioning and generic VQA drawn in a visual domain no
+benchmark suite uses. The model is cached under ``<work>/<profile>/base/<hash>`` keyed by everything
+that determines it (model preset, data config, training settings, tokenizer corpus), with a
+``base.json`` recording its training curve and held-out scores. Zero-shot rows come from it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from cvitkit.config import config_hash, option
+from cvitkit.profiles import Profile
+from cvitkit.provenance import atomic_write_json, provenance, work_dir
+
+
+@dataclass
+class BaseModelConfig:
+    """How the base model is pretrained (the ``base:`` section of a profile)."""
+
+    suite: str = option("pretrain", help="Suite of the general mix the base model is trained on.")
+    train_per_task: int = option(4000, help="Training samples per task of the pretraining suite.")
+    test_per_task: int = option(100, help="Held-out samples per task, scored after pretraining.")
+    epochs: float = option(3.0, help="Passes over the pretraining data.")
+    lr: float = option(1e-3, help="Peak AdamW learning rate (cosine schedule with warm-up).")
+    warmup_ratio: float = option(0.03, help="Fraction of steps of linear warm-up.")
+    batch_size: int = option(32, help="Samples per step.")
+    weight_decay: float = option(0.01, help="AdamW weight decay.")
+    seed: int = option(0, help="Seed of initialisation and data order.")
+
+
+def base_key(profile: Profile, corpus_lines: list[str]) -> str:
+    return config_hash({"model": asdict(profile.model), "base": asdict(profile.base),
+                        "image_size": profile.data.image_size, "corpus": config_hash({"c": corpus_lines})})
+
+
+def base_dir_for(profile: Profile, corpus_lines: list[str]) -> Path:
+    return work_dir(profile.name) / "base" / base_key(profile, corpus_lines)
+
+
+def ensure_base_model(profile: Profile, log=print) -> Path:
+    """Return the folder of the profile's base model, pretraining it first if it is not cached."""
+    from cvitkit.data import corpus
+
+    lines = corpus()
+    folder = base_dir_for(profile, lines)
+    if (folder / "base.json").is_file():
+        return folder
+    log(f"pretraining the base model ({profile.model.preset}) into {folder} — cached for later runs")
+    return pretrain_base_model(profile, folder, lines, log=log)
+
+
+def pretrain_base_model(profile: Profile, folder: Path, corpus_lines: list[str], log=print) -> Path:
+    """Train every weight of a fresh tiny LLaVA on the pretraining suite and save it to ``folder``."""
+    from dataclasses import replace
+
+    from torch.utils.data import DataLoader
+
+    from cvitkit.data import RecordDataset, TrainCollator, build_suite, load_suite, load_suite_data
+    from cvitkit.models import build_tiny_llava, count_parameters
+    from cvitkit.train import build_scheduler, seed_everything
+
+    cfg = profile.base
+    seed_everything(cfg.seed)
+    suite = load_suite(cfg.suite)
+    data_cfg = replace(profile.data, train_per_task=cfg.train_per_task, test_per_task=cfg.test_per_task)
+    data_root = work_dir(profile.name) / "data_base"
+    build_suite(suite, data_cfg, data_root)
+    data = load_suite_data(suite, root=data_root)
+    records = [r for task in suite.tasks for r in data.train[task.name]]
+    model, processor = build_tiny_llava(profile.model.preset, corpus=corpus_lines, seed=cfg.seed,
+                                        image_size=profile.data.image_size)
+    model.train()
+    generator = torch.Generator().manual_seed(cfg.seed)
+    loader = DataLoader(RecordDataset(records, data.image_root), batch_size=cfg.batch_size, shuffle=True,
+                        generator=generator, collate_fn=TrainCollator(processor))
+    total = max(1, int(math.ceil(len(loader) * cfg.epochs)))
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+    scheduler = build_scheduler(optimizer, "cosine", cfg.warmup_ratio, total)
+    curve, step, t0 = [], 0, time.time()
+    bar = tqdm(total=total, desc="pretrain base model", disable=None)
+    window: list[float] = []
+    while step < total:
+        for batch in loader:
+            if step >= total:
+                break
+            inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "pixel_values", "labels")}
+            loss = model(**inputs).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            window.append(loss.item())
+            step += 1
+            bar.update(1)
+            if step % 50 == 0 or step == total:
+                curve.append({"step": step, "loss": sum(window) / len(window)})
+                bar.set_postfix(loss=f"{curve[-1]['loss']:.3f}")
+                window = []
+    bar.close()
+    train_seconds = time.time() - t0
+    model.eval()
+    held_out = _score_held_out(model, processor, suite, data)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    atomic_write_json(folder / "base.json", {
+        "config": asdict(cfg), "preset": profile.model.preset, "parameters": count_parameters(model),
+        "samples": len(records), "steps": total, "train_seconds": round(train_seconds, 1), "loss_curve": curve,
+        "held_out": held_out, "provenance": provenance(seed=cfg.seed)})
+    log(f"base model ready: {total} steps in {train_seconds:.0f} s; held-out " +
+        ", ".join(f"{k} {v:.1f}" for k, v in held_out.items()))
+    return folder
+
+
+def _score_held_out(model, processor, suite, data) -> dict[str, float]:
+    from cvitkit.eval.evaluate import evaluate_task
+    from cvitkit.methods.zero_shot import ZeroShot, ZeroShotConfig
+
+    method = ZeroShot(ZeroShotConfig())
+    method.setup(model, processor)
+    return {t.name: evaluate_task(method, processor, data.test[t.name], t, data.image_root).score for t in suite.tasks}
+
+
+def load_base_report(folder: str | Path) -> dict:
+    return json.loads((Path(folder) / "base.json").read_text())

@@ -1,0 +1,200 @@
+"""Run one (method, suite) for a profile end to end and summarise it — what notebook 02 calls.
+
+A run folder ``<work>/<profile>/runs/<suite>[_<N>chunks]/<method>[__<variant>]`` holds ``config.json``
+(everything that determines the result), the stage folders written by the trainer, and the
+summary files rebuilt from them: ``matrix.csv`` (accuracy matrix, rows = stages, columns = tasks),
+``metrics.json``, ``summary.json`` (parameters, timings, routing statistics). A run whose
+``config.json`` differs from the requested config is started afresh; an identical one resumes.
+The small summary files are also copied to ``results/<profile>/runs/...`` (committed for ``mini``).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from cvitkit.config import config_hash
+from cvitkit.profiles import Profile, load_profile
+from cvitkit.provenance import atomic_write_json, provenance, work_dir
+
+SUMMARY_FILES = ("config.json", "matrix.csv", "metrics.json", "summary.json")
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    matrix: pd.DataFrame
+    metrics: dict
+    summary: dict
+
+
+def run_name(suite: str, method: str, variant: str = "", stream_length: int | None = None) -> str:
+    suite_part = f"{suite}_{stream_length}chunks" if stream_length else suite
+    return f"{suite_part}/{method}" + (f"__{variant}" if variant else "")
+
+
+def method_preset(profile: Profile) -> str:
+    """Tiny models use the scaled-down ``mini`` preset; real models the papers' settings."""
+    return "paper" if profile.model.source == "path" else "mini"
+
+
+def load_base(profile: Profile, corpus=()):
+    """The profile's base model and processor, frozen and ready for adapters."""
+    from cvitkit.models import enable_training_mode
+    from cvitkit.models.spec import load_from_config
+
+    base_dir = None
+    if profile.model.source == "base":
+        from cvitkit.base_model import ensure_base_model
+
+        base_dir = ensure_base_model(profile)
+    model, processor = load_from_config(profile.model, base_dir=base_dir, corpus=corpus)
+    enable_training_mode(model, gradient_checkpointing=profile.model.gradient_checkpointing)
+    return model, processor
+
+
+def experiences_for(suite_data, stream_length: int | None, joint: bool):
+    from cvitkit.data import chunk_stream, task_stream
+
+    if suite_data.suite.protocol == "stream":
+        return chunk_stream(suite_data, stream_length or suite_data.suite.stream.lengths[-1])
+    exps = task_stream(suite_data)
+    return [merge_experiences(exps)] if joint else exps
+
+
+def merge_experiences(experiences):
+    """One experience holding every task's records (joint / multitask training)."""
+    from dataclasses import replace
+
+    records = [r for e in experiences for r in e.records]
+    return replace(experiences[0], index=0, task_name=None, task_id=None, records=records, is_first=True,
+                   is_last=True)
+
+
+def run_method(profile: str | Profile, suite: str, method: str, overrides: dict | None = None, variant: str = "",
+               stream_length: int | None = None, force: bool = False, log=print) -> RunResult:
+    """Train and evaluate ``method`` on ``suite`` for ``profile``; resumable, see the module docstring."""
+    from cvitkit.data import build_suite, corpus, load_suite, load_suite_data
+    from cvitkit.methods.base import build_method
+    from cvitkit.train import ContinualTrainer
+
+    profile = load_profile(profile) if isinstance(profile, str) else profile
+    suite_spec = load_suite(suite)
+    if suite_spec.protocol == "stream" and not stream_length:
+        stream_length = suite_spec.stream.lengths[-1]
+    if suite_spec.protocol != "stream":
+        stream_length = None
+    method_obj = build_method(method, method_preset(profile), overrides, suite=suite_spec, seed=profile.train.seed)
+    config = {"profile": profile.name, "suite": suite, "method": method, "variant": variant,
+              "stream_length": stream_length, "method_config": method_obj.config.to_dict(),
+              "train": asdict(profile.train), "model": asdict(profile.model), "data": asdict(profile.data)}
+    run_dir = work_dir(profile.name) / "runs" / run_name(suite, method, variant, stream_length)
+    _start_or_resume(run_dir, config, force, log)
+
+    if profile.data_root:
+        suite_data = load_suite_data(suite_spec, data_root=profile.data_root)
+    else:
+        data_root = work_dir(profile.name) / "data"
+        build_suite(suite_spec, profile.data, data_root)
+        suite_data = load_suite_data(suite_spec, root=data_root)
+    model, processor = load_base(profile, corpus=corpus())
+    method_obj.setup(model, processor)
+    tasks = {t.name: t for t in suite_spec.tasks}
+    experiences = experiences_for(suite_data, stream_length, method_obj.joint)
+    trainer = ContinualTrainer(method_obj, processor, tasks, suite_data.test, suite_data.image_root, run_dir,
+                               profile.train, protocol=suite_spec.protocol, log=log)
+    t0 = time.time()
+    stages = trainer.run(experiences)
+    result = summarise_run(run_dir, list(tasks), suite_spec, stages, method_obj, wall_seconds=time.time() - t0)
+    export_summary(run_dir, profile.results_dir / "runs" / run_name(suite, method, variant, stream_length))
+    return result
+
+
+def _start_or_resume(run_dir: Path, config: dict, force: bool, log) -> None:
+    path = run_dir / "config.json"
+    key = config_hash(config)
+    if path.is_file() and not force:
+        old = json.loads(path.read_text())
+        if old.get("config_hash") == key:
+            return
+        log(f"{run_dir}: the configuration changed since this run started; starting it afresh")
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    atomic_write_json(path, {**config, "config_hash": key, "provenance": provenance(seed=config["train"]["seed"])})
+
+
+def summarise_run(run_dir: Path, task_order: list[str], suite_spec, stages, method, wall_seconds: float = 0.0):
+    """Rebuild ``matrix.csv``, ``metrics.json`` and ``summary.json`` from the stage records."""
+    from cvitkit.eval import metrics as M
+
+    matrix = pd.DataFrame(
+        [[s.scores.get(t, {}).get("score") for t in task_order] for s in stages],
+        index=[s.name for s in stages], columns=task_order, dtype=float)
+    matrix.index.name = "stage"
+    if suite_spec.protocol == "stream":
+        trained = matrix.drop(index="initial", errors="ignore")
+        metrics = M.summarise_stream(trained.to_numpy(), ap_tasks=[task_order.index(t) for t in suite_spec.stream.ap_tasks
+                                                                   if t in task_order])
+    elif method.joint or not method.trains:
+        final = matrix.iloc[-1]
+        metrics = {"MFN": float(final.mean()), "MAA": float(final.mean()), "MFT": None, "BWT": None,
+                   "note": "single stage: MAA reported as the final mean accuracy; BWT undefined"}
+    else:
+        trained = matrix.drop(index="initial", errors="ignore")
+        zero = matrix.loc["initial"].to_numpy() if "initial" in matrix.index else None
+        metrics = M.summarise(trained.to_numpy(), zero_shot=zero)
+    parse_failures = {s.name: {t: v.get("parse_failures", 0) for t, v in s.scores.items()} for s in stages}
+    logs = [s.log for s in stages if s.log.get("trained", True)]
+    summary = {
+        "stages": [s.name for s in stages],
+        "adapter_parameters": {k: logs[-1].get(k) for k in ("adapter_total", "adapter_trainable")} if logs else {},
+        "trainable_per_stage": [s.log.get("adapter_trainable") for s in stages],
+        "step_seconds_median": (sorted(l["step_seconds_median"] for l in logs)[len(logs) // 2] if logs else None),
+        "train_seconds": sum(l.get("train_seconds", 0) for l in logs),
+        "wall_seconds": wall_seconds,
+        "parse_failures": parse_failures,
+        "loss": [{"stage": s.name, "first": s.log.get("loss_first"), "last": s.log.get("loss_last")} for s in stages],
+    }
+    matrix.to_csv(run_dir / "matrix.csv", float_format="%.4f")
+    atomic_write_json(run_dir / "metrics.json", _jsonable(metrics))
+    atomic_write_json(run_dir / "summary.json", _jsonable(summary))
+    return RunResult(run_dir, matrix, metrics, summary)
+
+
+def _jsonable(obj):
+    import math
+
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if hasattr(obj, "item"):
+        obj = obj.item()
+    if isinstance(obj, float) and math.isnan(obj):
+        return None
+    return obj
+
+
+def export_summary(run_dir: Path, dest: Path) -> Path:
+    """Copy the small, committable summary files of a run (and its per-stage statistics) to ``dest``."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in SUMMARY_FILES:
+        if (run_dir / name).is_file():
+            shutil.copy2(run_dir / name, dest / name)
+    stats = {}
+    for stage in sorted((run_dir / "stages").glob("*/statistics.json")):
+        stats[stage.parent.name] = json.loads(stage.read_text())
+    atomic_write_json(dest / "statistics.json", stats)
+    return dest
+
+
+def load_run(run_dir: str | Path) -> RunResult:
+    run_dir = Path(run_dir)
+    matrix = pd.read_csv(run_dir / "matrix.csv", index_col=0)
+    return RunResult(run_dir, matrix, json.loads((run_dir / "metrics.json").read_text()),
+                     json.loads((run_dir / "summary.json").read_text()))
