@@ -13,30 +13,16 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
-from cvitkit.config import config_hash, option
+from cvitkit.config import config_hash
 from cvitkit.profiles import Profile
 from cvitkit.provenance import atomic_write_json, provenance, work_dir
-
-
-@dataclass
-class BaseModelConfig:
-    """How the base model is pretrained (the ``base:`` section of a profile)."""
-
-    suite: str = option("pretrain", help="Suite of the general mix the base model is trained on.")
-    train_per_task: int = option(4000, help="Training samples per task of the pretraining suite.")
-    test_per_task: int = option(100, help="Held-out samples per task, scored after pretraining.")
-    epochs: float = option(3.0, help="Passes over the pretraining data.")
-    lr: float = option(1e-3, help="Peak AdamW learning rate (cosine schedule with warm-up).")
-    warmup_ratio: float = option(0.03, help="Fraction of steps of linear warm-up.")
-    batch_size: int = option(32, help="Samples per step.")
-    weight_decay: float = option(0.01, help="AdamW weight decay.")
-    seed: int = option(0, help="Seed of initialisation and data order.")
+from cvitkit.train_config import BaseModelConfig  # noqa: F401  (re-exported)
 
 
 def base_key(profile: Profile, corpus_lines: list[str]) -> str:

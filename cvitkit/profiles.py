@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cvitkit.config import from_dict, load_yaml, option
+from cvitkit.data.config import DataConfig
 from cvitkit.errors import ConfigError
 from cvitkit.models.spec import ModelConfig
+from cvitkit.train_config import BaseModelConfig, TrainConfig
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PROFILE_DIR = REPO_ROOT / "configs" / "profiles"
@@ -23,6 +25,11 @@ class Profile:
     model: ModelConfig = option(help="The multimodal LLM to adapt.", factory=ModelConfig)
     suites: list[str] = option(help="Suites the pipeline runs, in order.", factory=list)
     data_root: str = option("", help="Root of the real benchmark files (full profile only).")
+    data: DataConfig = option(help="Synthetic data sizes, resolution, seed and stream settings.", factory=DataConfig)
+    train: TrainConfig = option(help="The continual training loop: batch, accumulation, evaluation.",
+                                factory=TrainConfig)
+    base: BaseModelConfig = option(help="How the kit pretrains its tiny base model (model.source: base).",
+                                   factory=BaseModelConfig)
 
     @property
     def results_dir(self) -> Path:

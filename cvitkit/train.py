@@ -34,36 +34,20 @@ import torch
 from tqdm.auto import tqdm
 
 from cvitkit.adapters.state import count_adapter_parameters, load_adapter_state, save_adapter_state
-from cvitkit.config import option
 from cvitkit.errors import ConfigError
 from cvitkit.eval.evaluate import TaskEvaluation, evaluate_task, write_predictions
 from cvitkit.provenance import atomic_write_json
+from cvitkit.train_config import TrainConfig
 
 
-@dataclass
-class TrainConfig:
-    """Loop settings shared by every method (the ``train:`` section of a profile)."""
+def experience_name(experience) -> str:
+    """The row name of an experience in the accuracy matrix: its task, or ``chunk_NNN`` in a stream."""
+    return experience.task_name or f"chunk_{experience.index + 1:03d}"
 
-    batch_size: int = option(16, help="Samples per optimizer micro-step.")
-    grad_accum: int = option(1, help="Micro-steps per optimizer step (keeps the effective batch on small GPUs).")
-    eval_batch_size: int = option(32, help="Samples per generation batch.")
-    max_new_tokens: int = option(0, help="Generation budget; 0 = longest reference answer of the task + 4.")
-    max_grad_norm: float = option(1.0, help="Gradient clipping norm (0 disables).")
-    mixed_precision: str = option("no", help="accelerate mixed precision: no, bf16 or fp16.")
-    seed: int = option(0, help="Seed of data order, dropout and initialisations.")
-    eval_initial: bool = option(False, help="Also evaluate every task before any training (stage 0).")
-    eval_scope: str = option("auto", help="Tasks evaluated after each stage: seen, all, or auto "
-                                          "(seen for task-incremental suites, all for streams).")
-    max_eval_per_task: int = option(0, help="Evaluate at most this many test samples per task (0 = all).")
-    system_prompt: str = option("", help="System text before USER in the vicuna_v1 template "
-                                         "(the LLaVA-1.5 system prompt for real models).")
-    log_every: int = option(25, help="Optimizer steps between loss log entries.")
 
-    def __post_init__(self):
-        if self.eval_scope not in ("auto", "seen", "all"):
-            raise ConfigError(f"train.eval_scope must be auto, seen or all, got {self.eval_scope!r}.")
-        if self.batch_size <= 0 or self.grad_accum <= 0:
-            raise ConfigError("train.batch_size and train.grad_accum must be positive.")
+def experience_tasks(experience) -> list[str]:
+    """Tasks present in an experience, in order of first appearance."""
+    return list(dict.fromkeys(r.get("task") for r in experience.records))
 
 
 def seed_everything(seed: int) -> None:
@@ -182,7 +166,7 @@ class ContinualTrainer:
         model.train()
         losses, step_times, logs = [], [], []
         parts: dict[str, list[float]] = {}
-        bar = tqdm(total=micro_steps, desc=f"train {experience.name}", leave=False, disable=None)
+        bar = tqdm(total=micro_steps, desc=f"train {experience_name(experience)}", leave=False, disable=None)
         step, t_step = 0, time.perf_counter()
         while step < micro_steps:
             for batch in loader:
@@ -240,7 +224,7 @@ class ContinualTrainer:
             load_adapter_state(method.model, last / "adapter.safetensors")
             self._load_method_state(last)
             self.log(f"resumed after stage {finished[-1]} ({records[-1].name})")
-        seen = [t for e in done_experiences for t in e.tasks]
+        seen = list(dict.fromkeys(t for e in done_experiences for t in experience_tasks(e)))
 
         if offset and 0 not in finished:
             seed_everything(experience_seed(cfg.seed, -1))
@@ -259,11 +243,12 @@ class ContinualTrainer:
             method.before_experience(experience)
             train_log = self.train_experience(experience)
             method.after_experience(experience, method.training_records(experience))
-            seen.extend(t for t in experience.tasks if t not in seen)
+            seen.extend(t for t in experience_tasks(experience) if t not in seen)
             train_log.update(count_adapter_parameters(method.model), wall_seconds=time.time() - t0)
-            results = self.evaluate(self._eval_tasks(seen), experience.name)
-            records.append(self._write_stage(index, experience.name, results, train_log))
-            self.log(f"[{experience.name}] loss {train_log['loss_first']:.3f}→{train_log['loss_last']:.3f}; "
+            name = experience_name(experience)
+            results = self.evaluate(self._eval_tasks(seen), name)
+            records.append(self._write_stage(index, name, results, train_log))
+            self.log(f"[{name}] loss {train_log['loss_first']:.3f}→{train_log['loss_last']:.3f}; "
                      + ", ".join(f"{k} {v.score:.1f}" for k, v in results.items()))
         return records
 
