@@ -97,6 +97,9 @@ def pretrain_base_model(profile: Profile, folder: Path, corpus_lines: list[str],
                 curve.append({"step": step, "loss": sum(window) / len(window)})
                 bar.set_postfix(loss=f"{curve[-1]['loss']:.3f}")
                 window = []
+            if step % max(1, total // 10) == 0:  # a plain line too, for logs where tqdm is hidden
+                log(f"  step {step}/{total}, loss {curve[-1]['loss'] if curve else float('nan'):.3f}, "
+                    f"{time.time() - t0:.0f} s")
     bar.close()
     train_seconds = time.time() - t0
     model.eval()

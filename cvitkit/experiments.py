@@ -1,8 +1,15 @@
-"""Named runs: a run id ``<method>`` or ``<method>__<variant>`` and what each profile trains.
+"""Named runs: a run id ``<method>`` or ``<method>__<variant>``, and what each profile trains.
 
-``configs/experiments.yaml`` defines the variants (a method plus config overrides, and optionally a
-different model preset) and, per profile, the runs the pipeline trains on each suite — exactly the
-runs the paper tables need. Tables and notebooks refer to runs by these ids.
+Variants live with their method, in ``configs/methods/<method>.yaml``::
+
+    variants:
+      sparse:                       # run id: branchlora__sparse
+        description: "+ sparse top-k routing (ablation step 2)"
+        overrides: {share_a: true, top_k: 2, freeze_after_task: false, task_routers: false}
+        model: {preset: tiny-20m}   # optional: another model preset
+
+``configs/experiments.yaml`` lists, per profile, the runs the pipeline trains on each suite —
+exactly the runs the paper tables need. Tables and notebooks refer to runs by these ids.
 """
 
 from __future__ import annotations
@@ -14,7 +21,9 @@ from cvitkit.config import load_yaml
 from cvitkit.errors import ConfigError
 from cvitkit.profiles import REPO_ROOT
 
-EXPERIMENTS_FILE = REPO_ROOT / "configs" / "experiments.yaml"
+CONFIG_DIR = REPO_ROOT / "configs"
+PLANS_FILE = CONFIG_DIR / "experiments.yaml"
+METHOD_CONFIG_DIR = CONFIG_DIR / "methods"
 
 
 @dataclass(frozen=True)
@@ -27,39 +36,49 @@ class RunSpec:
     description: str = ""
 
 
-def _load(path: Path = EXPERIMENTS_FILE) -> dict:
+def method_file(method: str, config_dir: Path = METHOD_CONFIG_DIR) -> dict:
+    """``configs/methods/<method>.yaml`` (empty when the method has none)."""
+    path = config_dir / f"{method}.yaml"
+    if not path.is_file():
+        return {}
     data = load_yaml(path)
-    unknown = set(data) - {"variants", "plans"}
+    unknown = set(data) - {"method", "description", "variants"}
     if unknown:
-        raise ConfigError(f"{path}: unknown top-level key(s) {sorted(unknown)}; expected 'variants' and 'plans'.")
+        raise ConfigError(f"{path}: unknown key(s) {sorted(unknown)}; allowed: method, description, variants.")
+    if data.get("method", method) != method:
+        raise ConfigError(f"{path}: declares method '{data['method']}' but the file is named for '{method}'.")
     return data
 
 
-def resolve_run(run_id: str, path: Path = EXPERIMENTS_FILE) -> RunSpec:
+def variants(method: str, config_dir: Path = METHOD_CONFIG_DIR) -> dict[str, dict]:
+    return dict(method_file(method, config_dir).get("variants") or {})
+
+
+def resolve_run(run_id: str, config_dir: Path = METHOD_CONFIG_DIR) -> RunSpec:
     """``"lora_ft"`` → the method with its preset; ``"branchlora__sparse"`` → the declared variant."""
     from cvitkit.methods.base import get_method_class
 
-    if "__" not in run_id:
-        get_method_class(run_id)  # clear error for an unknown method
-        return RunSpec(run_id, run_id)
-    variants = _load(path).get("variants", {})
-    if run_id not in variants:
-        raise ConfigError(f"unknown run '{run_id}': not declared under 'variants' in {path.name}. "
-                          f"Declared: {', '.join(sorted(variants))}.")
-    spec = dict(variants[run_id])
-    method, variant = run_id.split("__", 1)
+    method, _, variant = run_id.partition("__")
+    get_method_class(method)  # clear error for an unknown method
+    if not variant:
+        return RunSpec(run_id, method)
+    declared = variants(method, config_dir)
+    if variant not in declared:
+        raise ConfigError(f"unknown run '{run_id}': no variant '{variant}' in configs/methods/{method}.yaml. "
+                          f"Declared variants: {', '.join(sorted(declared)) or 'none'}.")
+    spec = dict(declared[variant] or {})
     extra = set(spec) - {"overrides", "model", "description"}
     if extra:
-        raise ConfigError(f"{path.name}: variant '{run_id}' has unknown key(s) {sorted(extra)}; "
+        raise ConfigError(f"configs/methods/{method}.yaml: variant '{variant}' has unknown key(s) {sorted(extra)}; "
                           "allowed: overrides, model, description.")
-    get_method_class(method)
-    return RunSpec(run_id, method, variant, spec.get("overrides", {}) or {}, spec.get("model", {}) or {},
+    return RunSpec(run_id, method, variant, spec.get("overrides") or {}, spec.get("model") or {},
                    spec.get("description", ""))
 
 
-def plan(profile: str, path: Path = EXPERIMENTS_FILE) -> dict[str, list[str]]:
+def plan(profile: str, path: Path = PLANS_FILE) -> dict[str, list[str]]:
     """``{suite: [run ids]}`` the pipeline trains for ``profile`` (in order)."""
-    plans = _load(path).get("plans", {})
+    data = load_yaml(path)
+    plans = data.get("plans", {})
     if profile not in plans:
         raise ConfigError(f"{path.name}: no plan for profile '{profile}'. Plans: {', '.join(plans)}.")
     return {suite: list(runs) for suite, runs in plans[profile].items()}

@@ -142,7 +142,7 @@ class ContinualTrainer:
         return results
 
     # -- training ---------------------------------------------------------------------------------
-    def train_experience(self, experience) -> dict:
+    def train_experience(self, experience) -> tuple[dict, list[dict]]:
         from torch.utils.data import DataLoader
 
         from cvitkit.data import RecordDataset, TrainCollator
@@ -161,6 +161,7 @@ class ContinualTrainer:
         optimizer = torch.optim.AdamW(groups, weight_decay=method.config.weight_decay)
         schedule, warmup = method.lr_schedule(experience)
         scheduler = build_scheduler(optimizer, schedule, warmup, total_steps)
+        method.before_training(experience, total_steps)
         acc = self.accelerator
         model, optimizer, loader, scheduler = acc.prepare(method.model, optimizer, loader, scheduler)
         model.train()
@@ -207,12 +208,13 @@ class ContinualTrainer:
                 "loss_curve": logs, "loss_parts": {k: sum(v) / len(v) for k, v in parts.items()},
                 "step_seconds_median": statistics.median(step_times[1:] or step_times),
                 "train_seconds": sum(step_times), "schedule": schedule,
-                "lr": [g["lr"] for g in groups]}
+                "lr": [g["lr"] for g in groups]}, records
 
     # -- the run ----------------------------------------------------------------------------------
     def run(self, experiences: list) -> list[StageRecord]:
         """Train and evaluate over ``experiences``, resuming after the last finished stage."""
         method, cfg = self.method, self.config
+        method.n_experiences = len(experiences)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         finished = self.finished_stages()
         records: list[StageRecord] = [self.load_stage(i) for i in finished]
@@ -241,8 +243,8 @@ class ContinualTrainer:
             seed_everything(experience_seed(cfg.seed, experience.index))
             t0 = time.time()
             method.before_experience(experience)
-            train_log = self.train_experience(experience)
-            method.after_experience(experience, method.training_records(experience))
+            train_log, trained_on = self.train_experience(experience)
+            method.after_experience(experience, trained_on)
             seen.extend(t for t in experience_tasks(experience) if t not in seen)
             train_log.update(count_adapter_parameters(method.model), wall_seconds=time.time() - t0)
             name = experience_name(experience)

@@ -37,13 +37,15 @@ def add_lora(model, rank: int, alpha: float, dropout: float, targets: str = "all
 
 
 def add_mixture(model, rank: int, alpha: float, dropout: float, mixture: dict, targets: str = "all_linear",
-                adapter_name: str = "default", train_projector: bool = True, routing_context=None):
+                adapter_name: str = "default", train_projector: bool = True, routing_context=None,
+                config_class: type[MixtureLoraConfig] = MixtureLoraConfig):
     """Add a mixture-of-LoRA-experts adapter (see :mod:`cvitkit.adapters.mixture`).
 
-    ``routing_context`` (a :class:`~cvitkit.routers.RoutingContext`) is shared by every mixture layer.
+    ``routing_context`` (a :class:`~cvitkit.routers.RoutingContext`) is shared by every mixture layer;
+    ``config_class`` selects a method's own layer type (a :class:`MixtureLoraConfig` subclass).
     """
-    config = MixtureLoraConfig(r=rank, lora_alpha=alpha, lora_dropout=dropout, target_modules=_targets(model, targets),
-                               mixture=mixture)
+    config = config_class(r=rank, lora_alpha=alpha, lora_dropout=dropout, target_modules=_targets(model, targets),
+                          mixture=mixture)
     if isinstance(model, PeftModel):
         model.add_adapter(adapter_name, config)
     else:

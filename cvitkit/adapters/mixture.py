@@ -79,7 +79,10 @@ class MixtureSpec:
 
 @dataclass
 class MixtureLoraConfig(LoraConfig):
-    """A ``LoraConfig`` whose target layers become :class:`MixtureLoraLinear` (``r`` = total rank)."""
+    """A ``LoraConfig`` whose target layers become :class:`MixtureLoraLinear` (``r`` = total rank).
+
+    A method with its own layer type subclasses this config and overrides :meth:`layer_class`.
+    """
 
     mixture: dict = field(default_factory=dict, metadata={"help": "MixtureSpec fields (experts, router, init)."})
 
@@ -89,7 +92,12 @@ class MixtureLoraConfig(LoraConfig):
         if self.r % spec.n_experts:
             raise ConfigError(f"total rank r={self.r} must be divisible by n_experts={spec.n_experts} "
                               "(each expert gets r / n_experts).")
-        self._register_custom_module({nn.Linear: MixtureLoraLinear})
+        # nn.Linear also matches bnb's Linear4bit (a subclass), so 4-bit bases get the same layer.
+        self._register_custom_module({nn.Linear: self.layer_class()})
+
+    @classmethod
+    def layer_class(cls) -> type:
+        return MixtureLoraLinear
 
     @property
     def spec(self) -> MixtureSpec:

@@ -144,7 +144,10 @@ def build_suite(suite: str | Suite, data_cfg: DataConfig | None, root: str | Pat
     total = sum(j[4] - j[3] for j in jobs)
     with tqdm(total=total, desc=f"build {suite.name}", unit="img", disable=not progress) as bar:
         # spawn, not fork: the caller may hold torch threads, which forked children can deadlock on
-        executor = (ProcessPoolExecutor(cfg.workers, mp_context=multiprocessing.get_context("spawn"))
+        # fork where available: the workers only draw with PIL (no torch, no OpenMP), and unlike spawn
+        # it does not re-import the caller's __main__ (a script without a __main__ guard would re-run).
+        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        executor = (ProcessPoolExecutor(cfg.workers, mp_context=multiprocessing.get_context(method))
                     if cfg.workers > 1 else None)
         try:
             results = executor.map(_make_block, jobs, chunksize=4) if executor else map(_make_block, jobs)

@@ -88,6 +88,8 @@ class Method:
         self.model = None
         self.processor = None
         self.experience_index = -1
+        #: Number of experiences in the run (set by the trainer before the first one).
+        self.n_experiences: int | None = None
 
     # -- lifecycle --------------------------------------------------------------------------------
     def setup(self, model, processor):
@@ -97,6 +99,9 @@ class Method:
 
     def before_experience(self, experience) -> None:
         self.experience_index = experience.index
+
+    def before_training(self, experience, optimizer_steps: int) -> None:
+        """Called once the experience's length is known (CRAM's warm-up is a fraction of it)."""
 
     def training_records(self, experience) -> list[dict]:
         """The records trained on in this experience (replay adds its buffer here)."""
