@@ -23,14 +23,59 @@ from cvitkit.provenance import atomic_write_json, work_dir
 
 @dataclass(frozen=True)
 class Job:
-    """One notebook execution: an id unique within its stage and the papermill parameters."""
+    """One notebook execution: an id unique within its stage, the papermill parameters, and the
+    notebook when it differs from the stage's."""
 
     job_id: str
     parameters: dict = field(default_factory=dict)
+    notebook: str | None = None
+
+
+def _base_parameters(profile: Profile) -> dict:
+    params = {"profile": profile.name}
+    if profile.model.source == "path":
+        params["model_path"] = profile.model.path
+    if profile.data_root:
+        params["data_root"] = profile.data_root
+    return params
 
 
 def _single_job(profile: Profile) -> list[Job]:
     return [Job("all", {"profile": profile.name})]
+
+
+def _data_jobs(profile: Profile) -> list[Job]:
+    params = {"profile": profile.name}
+    if profile.data_root:
+        params["data_root"] = profile.data_root
+    return [Job("all", params)]
+
+
+def _base_jobs(profile: Profile) -> list[Job]:
+    return [Job("base", {"profile": profile.name, "runs": ["base"]})] if profile.model.source == "base" else []
+
+
+def _suite_plan(profile: Profile) -> dict[str, list[str]]:
+    from cvitkit.experiments import plan
+
+    return {suite: runs for suite, runs in plan(profile.name).items() if suite in profile.suites}
+
+
+def _train_jobs(profile: Profile) -> list[Job]:
+    return [Job(suite, {**_base_parameters(profile), "suite": suite, "runs": runs})
+            for suite, runs in _suite_plan(profile).items()]
+
+
+def _evaluate_jobs(profile: Profile) -> list[Job]:
+    return [Job(suite, {"profile": profile.name, "suite": suite}) for suite in _suite_plan(profile)]
+
+
+TABLE_NOTEBOOKS = {"strlora": "10_strlora_tables", "branchlora": "11_branchlora_tables",
+                   "mllmcl": "12_mllmcl_tables", "cram": "13_cram_tables"}
+
+
+def _table_jobs(profile: Profile) -> list[Job]:
+    return [Job(paper, {"profile": profile.name}, notebook=nb) for paper, nb in TABLE_NOTEBOOKS.items()]
 
 
 @dataclass(frozen=True)
@@ -48,11 +93,13 @@ class Stage:
 
 STAGES: list[Stage] = [
     Stage("setup_check", "00_setup_check", "versions, devices, tiny/real model forward and 4-bit check", 2),
-    Stage("data", "01_data_preparation", "synthetic analogues (or real files) of every suite", 3),
-    Stage("base_model", "02_train", "kit-pretrained tiny LLaVA (mini base model)", 4),
-    Stage("train", "02_train", "continual training of every (method, suite) the tables need", 4),
-    Stage("evaluate", "03_evaluate", "accuracy matrices, metrics, forgetting curves", 4),
-    Stage("tables", "10_strlora_tables", "every table and figure of the four papers", 6),
+    Stage("data", "01_data_preparation", "synthetic analogues (or real files) of every suite", 3, _data_jobs),
+    Stage("base_model", "02_train", "kit-pretrained tiny LLaVA (mini base model)", 4, _base_jobs),
+    Stage("train", "02_train", "continual training of every (method, suite) the tables need", 4, _train_jobs),
+    Stage("evaluate", "03_evaluate", "accuracy matrices, metrics, forgetting curves per suite", 4,
+          _evaluate_jobs),
+    Stage("tables", "10_strlora_tables", "every table and figure of the four papers (notebooks 10-13)", 6,
+          _table_jobs),
 ]
 
 
@@ -84,8 +131,9 @@ def run_stage(profile: Profile, stage: Stage, force: bool = False, log=print) ->
             continue
         t1 = time.time()
         log(f"[{stage.name}] {i}/{len(jobs)} {job.job_id} ...")
-        executed = profile.results_dir / "executed" / f"{stage.notebook}__{stage.name}__{job.job_id}.ipynb"
-        execute_notebook(stage.notebook, executed, job.parameters)
+        notebook = job.notebook or stage.notebook
+        executed = profile.results_dir / "executed" / f"{notebook}__{job.job_id}.ipynb"
+        execute_notebook(notebook, executed, job.parameters)
         atomic_write_json(marker, {"stage": stage.name, "job": job.job_id, "parameters": job.parameters,
                                    "parameters_hash": key, "seconds": round(time.time() - t1, 1),
                                    "finished": time.strftime("%Y-%m-%dT%H:%M:%S")})

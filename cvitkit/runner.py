@@ -115,6 +115,31 @@ def run_method(profile: str | Profile, suite: str, method: str, overrides: dict 
     return result
 
 
+def run_named(profile: str | Profile, suite: str, run_id: str, stream_length: int | None = None,
+              quantization: str = "", force: bool = False, log=print) -> RunResult:
+    """Run a run id (``method`` or ``method__variant``, see :mod:`cvitkit.experiments`) on ``suite``.
+
+    A variant may change the model preset (e.g. ``__large``); ``quantization`` ("none", "8bit",
+    "4bit") overrides the profile's, which is how the notebooks' QLoRA switch works.
+    """
+    from dataclasses import replace
+
+    from cvitkit.config import from_dict
+    from cvitkit.experiments import resolve_run
+    from cvitkit.models.spec import ModelConfig
+
+    profile = load_profile(profile) if isinstance(profile, str) else profile
+    spec = resolve_run(run_id)
+    model = {**asdict(profile.model), **spec.model}
+    variant = spec.variant
+    if quantization and quantization != profile.model.quantization:
+        model["quantization"] = quantization
+        variant = f"{variant}_{quantization}" if variant else quantization  # its own run folder
+    profile = replace(profile, model=from_dict(ModelConfig, model, source=f"run '{run_id}' model"))
+    return run_method(profile, suite, spec.method, overrides=spec.overrides, variant=variant,
+                      stream_length=stream_length, force=force, log=log)
+
+
 def _start_or_resume(run_dir: Path, config: dict, force: bool, log) -> None:
     path = run_dir / "config.json"
     key = config_hash(config)

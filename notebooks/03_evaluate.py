@@ -1,0 +1,105 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: cvitkit (venv)
+#     language: python
+#     name: cvitkit
+# ---
+
+# %% [markdown]
+# # 03 · Evaluation: accuracy matrices, forgetting and metrics
+#
+# Every run writes its accuracy matrix $R$ (rows: after which stage; columns: which task) and the
+# per-sample predictions it was computed from. This notebook reads the runs of one suite and shows
+# what a continual-learning paper reports: the matrix as a heatmap, each task's score over time
+# (forgetting curves), and the summary metrics, with the number of unparsable answers beside them.
+#
+# Metric definitions (`cvitkit/eval/metrics.py`), with $T$ tasks:
+#
+# * $\mathrm{MFN}=\mathrm{ACC}=\frac1T\sum_i R_{T,i}$ — accuracy at the end;
+# * $\mathrm{MAA}=\frac1T\sum_t \frac1t\sum_{i\le t} R_{t,i}$ — accuracy averaged along the sequence;
+# * $\mathrm{MFT}=\frac1T\sum_i R_{i,i}$ — accuracy right after learning each task (plasticity);
+# * $\mathrm{BWT}=\frac1{T-1}\sum_{i<T}(R_{T,i}-R_{i,i})$ — negative = forgetting;
+# * streams: $\mathrm{AP}_t$ = mean score over the fixed task set after chunk $t$,
+#   $\mathrm{MAP}=\frac1N\sum_t \mathrm{AP}_t$, $\mathrm{MAF}$ = mean drop from each task's best earlier score.
+
+# %% tags=["parameters"]
+profile = "smoke"      # smoke | mini | full
+suite = "mllmcl_dcl"   # which suite's runs to show
+results_dir = ""       # "" = results/<profile>
+
+# %% [markdown]
+# ## The runs of the suite
+# Runs are folders `results/<profile>/runs/<suite>/<run id>/` (stream suites: `<suite>_<N>chunks`).
+
+# %%
+from pathlib import Path
+
+import pandas as pd
+
+from cvitkit.report.plots import forgetting_figure, matrix_figure, save_figure
+from cvitkit.report.results import RunStore, resolve_results_dir
+
+root = resolve_results_dir(profile, results_dir)
+store = RunStore(root)
+run_ids = [r for r in store.available() if r.split("/")[0] == suite or r.split("/")[0].startswith(f"{suite}_")]
+print(f"{len(run_ids)} run(s) of {suite} in {root}:", ", ".join(run_ids) or "none yet (run notebook 02 first)")
+
+# %% [markdown]
+# ## Metrics
+# One row per run. Task-incremental suites: MFN, MAA, MFT, BWT (and forgetting); streams: MAP and
+# MAF. "parse failures" counts answers the task's scorer could not read (they count as wrong).
+
+# %%
+rows = []
+for run_id in run_ids:
+    run = store[run_id]
+    m = run.metrics
+    failures = sum(n for stage in run.summary.get("parse_failures", {}).values() for n in stage.values())
+    rows.append({"run": run_id, **{k: m[k] for k in ("MFN", "MAA", "MFT", "BWT", "Forgetting", "MAP", "MAF") if k in m},
+                 "parse failures": failures,
+                 "adapter params": run.summary.get("adapter_parameters", {}).get("adapter_total"),
+                 "ms / step": round(1000 * (run.summary.get("step_seconds_median") or 0), 1)})
+metrics = pd.DataFrame(rows).set_index("run") if rows else pd.DataFrame()
+tables = root / "tables"
+tables.mkdir(parents=True, exist_ok=True)
+if not metrics.empty:
+    metrics.round(2).to_csv(tables / f"{suite}_metrics.csv")
+    (tables / f"{suite}_metrics.md").write_text(metrics.round(2).to_markdown() + "\n")
+metrics.round(2)
+
+# %% [markdown]
+# ## Accuracy matrices as heatmaps
+# Read a row left to right: the model after that stage. Read a column top to bottom: what happened
+# to that task as later tasks were learned — a colour that fades down the column is forgetting.
+
+# %%
+figures = root / "figures" / suite
+for run_id in run_ids:
+    fig = matrix_figure(store[run_id], f"{run_id}: accuracy matrix")
+    if fig is not None:
+        save_figure(fig, figures / f"{run_id.split('/', 1)[1]}_matrix.png", stamp=f"cvitkit {profile} {run_id}")
+        print("wrote", figures / f"{run_id.split('/', 1)[1]}_matrix.png")
+
+# %% [markdown]
+# ## Forgetting curves
+# Each line is one task's score after every stage. A method that does not forget keeps its lines
+# flat after the task's own stage; sequential fine-tuning shows lines falling as soon as the next
+# task arrives.
+
+# %%
+for run_id in run_ids:
+    fig = forgetting_figure(store[run_id], f"{run_id}: score of each task over the sequence")
+    if fig is not None:
+        save_figure(fig, figures / f"{run_id.split('/', 1)[1]}_forgetting.png", stamp=f"cvitkit {profile} {run_id}")
+
+# %% [markdown]
+# ## Where to look next
+# Per-sample predictions (question, output, reference, score, routing metadata) are in the run's work
+# folder, `runs/<profile>/runs/<suite>/<run id>/stages/NNN/predictions/<task>.jsonl`; every score
+# above can be recomputed from them with `cvitkit.eval.score`.
