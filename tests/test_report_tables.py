@@ -228,19 +228,18 @@ def test_table_run_ids_follow_the_run_contract():
         assert match and match.group(1) in suites and match.group(2) in methods, run_id
 
 
-def test_table_variants_are_declared_in_experiments_yaml():
-    """Variants used by the tables must be declared in configs/experiments.yaml (skipped until it exists)."""
-    from cvitkit.profiles import REPO_ROOT
+def test_table_variants_are_declared_with_their_method():
+    """Every ``<method>__<variant>`` a table needs resolves through ``configs/methods/<method>.yaml``."""
+    from cvitkit.errors import ConfigError
+    from cvitkit.experiments import resolve_run
 
-    run_ids = _table_run_ids()
-    experiments = REPO_ROOT / "configs" / "experiments.yaml"
-    if not experiments.is_file():
-        pytest.skip("configs/experiments.yaml does not exist yet")
-    import yaml
-
-    declared = set((yaml.safe_load(experiments.read_text()) or {}).get("variants") or {})
-    missing = sorted({r.split("/", 1)[1] for r in run_ids if "__" in r} - declared)
-    assert not missing, f"variants used by the tables but not declared in {experiments.name}: {missing}"
+    missing = []
+    for run_id in sorted({r.split("/", 1)[1] for r in _table_run_ids() if "__" in r}):
+        try:
+            resolve_run(run_id)
+        except ConfigError:
+            missing.append(run_id)
+    assert not missing, f"variants used by the tables but not declared in configs/methods/*.yaml: {missing}"
 
 
 def test_deltas_are_measured_minus_reported_and_labelled(store):
