@@ -7,6 +7,8 @@ Variants live with their method, in ``configs/methods/<method>.yaml``::
         description: "+ sparse top-k routing (ablation step 2)"
         overrides: {share_a: true, top_k: 2, freeze_after_task: false, task_routers: false}
         model: {preset: tiny-20m}   # optional: another model preset
+      diverse:
+        data: {instructions: diverse}   # optional: DataConfig fields (its own data folder)
 
 ``configs/experiments.yaml`` lists, per profile, the runs the pipeline trains on each suite —
 exactly the runs the paper tables need. Tables and notebooks refer to runs by these ids.
@@ -14,10 +16,10 @@ exactly the runs the paper tables need. Tables and notebooks refer to runs by th
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from cvitkit.config import load_yaml
+from cvitkit.config import from_dict, load_yaml
 from cvitkit.errors import ConfigError
 from cvitkit.profiles import REPO_ROOT
 
@@ -26,14 +28,20 @@ PLANS_FILE = CONFIG_DIR / "experiments.yaml"
 METHOD_CONFIG_DIR = CONFIG_DIR / "methods"
 
 
+VARIANT_KEYS = ("overrides", "model", "data", "description")
+
+
 @dataclass(frozen=True)
 class RunSpec:
+    """What a run id resolves to: the method, its variant's config overrides, model fields and data fields."""
+
     run_id: str
     method: str
     variant: str = ""
     overrides: dict = field(default_factory=dict)
     model: dict = field(default_factory=dict)
     description: str = ""
+    data: dict = field(default_factory=dict)
 
 
 def method_file(method: str, config_dir: Path = METHOD_CONFIG_DIR) -> dict:
@@ -67,12 +75,31 @@ def resolve_run(run_id: str, config_dir: Path = METHOD_CONFIG_DIR) -> RunSpec:
         raise ConfigError(f"unknown run '{run_id}': no variant '{variant}' in configs/methods/{method}.yaml. "
                           f"Declared variants: {', '.join(sorted(declared)) or 'none'}.")
     spec = dict(declared[variant] or {})
-    extra = set(spec) - {"overrides", "model", "description"}
+    extra = set(spec) - set(VARIANT_KEYS)
     if extra:
         raise ConfigError(f"configs/methods/{method}.yaml: variant '{variant}' has unknown key(s) {sorted(extra)}; "
-                          "allowed: overrides, model, description.")
+                          f"allowed: {', '.join(VARIANT_KEYS)}.")
+    data = _check_data(spec.get("data") or {}, f"configs/methods/{method}.yaml: variant '{variant}'")
     return RunSpec(run_id, method, variant, spec.get("overrides") or {}, spec.get("model") or {},
-                   spec.get("description", ""))
+                   spec.get("description", ""), data)
+
+
+def _check_data(data: dict, where: str) -> dict:
+    """A variant's ``data:`` section, checked now (not when its run starts, hours into a pipeline)."""
+    from cvitkit.data.config import DataConfig
+
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: 'data' must be a mapping of data settings, e.g. {{instructions: diverse}}.")
+    valid = [f.name for f in fields(DataConfig)]
+    unknown = sorted(set(data) - set(valid))
+    if unknown:
+        raise ConfigError(f"{where}: unknown data key(s) {unknown}. Fix: use fields of the profile's data section: "
+                          f"{', '.join(valid)}.")
+    try:
+        from_dict(DataConfig, data, source=f"{where}: data")
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+    return dict(data)
 
 
 def plan(profile: str, path: Path = PLANS_FILE) -> dict[str, list[str]]:

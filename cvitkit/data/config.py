@@ -13,6 +13,8 @@ from cvitkit.errors import ConfigError
 #: Keys a per-suite size override may set (``suite_sizes: {pretrain: {train_per_task: 4000}}``).
 SIZE_KEYS = ("train_per_task", "test_per_task", "stream_chunk_size")
 CHECK_IMAGES = ("none", "exists", "open")
+#: Styles of the training instructions (``cvitkit.data.synthetic.instructions``).
+INSTRUCTION_STYLES = ("default", "diverse")
 
 
 @dataclass
@@ -32,6 +34,10 @@ class DataConfig:
                                     "stream_chunk_size, e.g. {pretrain: {train_per_task: 4000}}.", factory=dict)
     check_images: str = option("exists", help="Image check when loading files: none, exists (stat every "
                                               "image) or open (decode every image; slow on real data).")
+    instructions: str = option("default", help="Training-instruction style: default, or diverse (about ten "
+                                               "phrasings per question type; real data: CoIN's Instruction_Type2 "
+                                               "training files). Test records are the same in both styles. Meant "
+                                               "for a run variant's data: section; built in its own data folder.")
 
     def __post_init__(self):
         for key in ("train_per_task", "test_per_task", "stream_chunk_size", "workers"):
@@ -41,6 +47,9 @@ class DataConfig:
             raise ConfigError(f"data.image_size must be between 16 and 1024 pixels, got {self.image_size}.")
         if not self.stream_lengths or any(n < 2 for n in self.stream_lengths):
             raise ConfigError(f"data.stream_lengths must list chunk counts >= 2, got {self.stream_lengths}.")
+        if self.instructions not in INSTRUCTION_STYLES:
+            raise ConfigError(f"data.instructions must be one of {', '.join(INSTRUCTION_STYLES)}, "
+                              f"got {self.instructions!r}.")
         if self.check_images not in CHECK_IMAGES:
             raise ConfigError(f"data.check_images must be one of {CHECK_IMAGES}, got {self.check_images!r}.")
         for suite, sizes in self.suite_sizes.items():

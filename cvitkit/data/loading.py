@@ -92,12 +92,14 @@ def _tag(records: list[dict], task: str) -> list[dict]:
 
 def load_suite_data(suite: str | Suite, root: str | Path | None = None, data_root: str | Path | None = None, *,
                     profile: str | None = None, check_images: str = "exists", tasks=None,
-                    streams=None) -> SuiteData:
+                    streams=None, instructions: str = "default") -> SuiteData:
     """Records of ``suite``: real files when ``data_root`` is set, else the synthetic build under ``root``.
 
     ``root`` defaults to ``work_dir(profile)/data`` (profile ``mini`` when not given); ``tasks``
     restricts loading to some tasks; ``streams`` to some stream lengths; ``check_images`` is ``none``,
-    ``exists`` or ``open`` (see :func:`~cvitkit.data.validation.check_image`).
+    ``exists`` or ``open`` (see :func:`~cvitkit.data.validation.check_image`). ``instructions`` picks the
+    real training files (``diverse``: each task's ``real.train_diverse``); a synthetic build carries
+    its style in its folder (:func:`~cvitkit.data.build.data_folder`), so ``root`` decides it there.
     """
     suite = load_suite(suite)
     if check_images not in ("none", "exists", "open"):
@@ -105,7 +107,8 @@ def load_suite_data(suite: str | Suite, root: str | Path | None = None, data_roo
     if data_root:
         from cvitkit.data.real import load_real
 
-        return load_real(suite, Path(data_root), check_images=check_images, tasks=tasks, streams=streams)
+        return load_real(suite, Path(data_root), check_images=check_images, tasks=tasks, streams=streams,
+                         instructions=instructions)
     if root is None:
         from cvitkit.provenance import work_dir
 

@@ -75,8 +75,13 @@ def _normalise_train(rec: dict, task: str | None, image_root_rel: str) -> dict:
     return rec
 
 
-def load_real(suite: Suite, data_root: Path, check_images: str = "exists", tasks=None, streams=None) -> SuiteData:
-    """Read, validate and normalise the real files of ``suite`` under ``data_root``."""
+def load_real(suite: Suite, data_root: Path, check_images: str = "exists", tasks=None, streams=None,
+              instructions: str = "default") -> SuiteData:
+    """Read, validate and normalise the real files of ``suite`` under ``data_root``.
+
+    ``instructions="diverse"`` reads each task's ``real.train_diverse`` training file (CoIN:
+    ``Instruction_Type2``) instead of ``real.train``; the test files are the same.
+    """
     data_root = Path(data_root)
     if not data_root.is_dir():
         raise DataError(f"data root {data_root} does not exist. Fix: pass the folder that holds the benchmark "
@@ -92,8 +97,10 @@ def load_real(suite: Suite, data_root: Path, check_images: str = "exists", tasks
         path = _require(suite, f"{t.name} test file", data_root / t.real["test"])
         recs = validate_eval_records(read_records(path), path, img_root, check_images, known)
         test[t.name] = [_normalise_eval(r, t, img_rel) for r in recs]
-        if t.real.get("train"):
-            path = _require(suite, f"{t.name} training file", data_root / t.real["train"])
+        train_key = _train_key(suite, t, instructions)
+        if t.real.get(train_key):
+            what = f"{t.name} training file" + ("" if instructions == "default" else f" ({instructions} instructions)")
+            path = _require(suite, what, data_root / t.real[train_key])
             recs = validate_train_records(read_records(path), path, img_root, check_images, known)
             train[t.name] = [_normalise_train(r, t.name, img_rel) for r in recs]
     chunks, composition = {}, {}
@@ -104,6 +111,19 @@ def load_real(suite: Suite, data_root: Path, check_images: str = "exists", tasks
             for name in train or known:
                 train[name] = [r for c in longest for r in c if r["task"] == name]
     return SuiteData(suite, data_root, train, test, chunks, composition, "real", data_root)
+
+
+def _train_key(suite: Suite, task: TaskSpec, instructions: str) -> str:
+    """``train``, or ``train_diverse`` for diverse instructions (an error when the suite has none)."""
+    if instructions == "default":
+        return "train"
+    key = f"train_{instructions}"
+    if not task.real.get(key):
+        raise DataError(f"{suite.name}: task {task.name} has no real '{key}' file, so '{instructions}' instructions "
+                        f"cannot be read from real data. Fix: add real.{key} (the training file with "
+                        f"{instructions} instructions) to the task in configs/suites/{suite.name}.yaml "
+                        f"(layout: {LAYOUT_DOC}), or run without data.instructions: {instructions}.")
+    return key
 
 
 def _load_chunks(suite: Suite, data_root: Path, check_images: str, streams):

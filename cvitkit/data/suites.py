@@ -43,7 +43,8 @@ class TaskSpec:
     letter: str = option("", help="MR-LoRA router letter of this task's expert ('' when unused).")
     generator: dict = option(help="Family/domain options of the synthetic generator; a 'test' mapping "
                                   "overrides options for the test split (non-IID protocols).", factory=dict)
-    real: dict = option(help="Paths of the real files relative to the data root: train, test, image_root.",
+    real: dict = option(help="Paths of the real files relative to the data root: train, test, image_root, and "
+                             "train_diverse (training file with diverse instructions, e.g. CoIN Instruction_Type2).",
                         factory=dict)
 
     def __post_init__(self):
@@ -63,9 +64,10 @@ class TaskSpec:
             raise ConfigError(f"task {self.name}: letter must be one upper-case letter or empty, got {self.letter!r}.")
         for split in ("train", "test"):
             check_options(self.family, self.generator_options(split), where=f"task {self.name}: generator")
-        unknown = sorted(set(self.real) - {"train", "test", "image_root"})
+        unknown = sorted(set(self.real) - {"train", "train_diverse", "test", "image_root"})
         if unknown:
-            raise ConfigError(f"task {self.name}: unknown real-data key(s) {unknown}; valid: train, test, image_root.")
+            raise ConfigError(f"task {self.name}: unknown real-data key(s) {unknown}; valid: train, train_diverse, "
+                              "test, image_root.")
 
     def generator_options(self, split: str) -> dict:
         """Generator options for ``split`` (``train`` or ``test``), with the test overrides applied."""

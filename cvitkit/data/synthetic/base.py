@@ -57,10 +57,20 @@ def family(name: str, description: str, **options):
 
 
 def pick(rng: random.Random, key: str, **fields) -> str:
-    """A random template of ``key`` filled with ``fields``."""
+    """A random template of ``key`` filled with ``fields``, in the current instruction style
+    (:func:`cvitkit.data.synthetic.instructions.instruction_style`)."""
+    from cvitkit.data.synthetic.instructions import current_style, phrasings
     from cvitkit.data.synthetic.templates import TEMPLATES
 
-    return rng.choice(TEMPLATES[key]).format(**fields)
+    style = current_style()
+    if style == "default":
+        return rng.choice(TEMPLATES[key]).format(**fields)
+    # A side RNG seeded from the sample's RNG state picks the phrasing, and the sample's RNG advances
+    # exactly as in the default style: images and answers stay those of the default style, only the
+    # wording changes (a fair instruction-diversity comparison).
+    side = random.Random(repr(rng.getstate()))
+    rng.choice(TEMPLATES[key])
+    return side.choice(phrasings(key, style)).format(**fields)
 
 
 def choose_types(rng: random.Random, types, allowed) -> str:
