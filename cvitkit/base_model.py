@@ -26,8 +26,13 @@ from cvitkit.train_config import BaseModelConfig  # noqa: F401  (re-exported)
 
 
 def base_key(profile: Profile, corpus_lines: list[str]) -> str:
+    """Hash of everything the base model depends on, the pretraining suite's definition included."""
+    from cvitkit.data import load_suite
+
+    suite = asdict(load_suite(profile.base.suite))
     return config_hash({"model": asdict(profile.model), "base": asdict(profile.base),
-                        "image_size": profile.data.image_size, "corpus": config_hash({"c": corpus_lines})})
+                        "image_size": profile.data.image_size, "corpus": config_hash({"c": corpus_lines}),
+                        "suite": config_hash(suite)})
 
 
 def base_dir_for(profile: Profile, corpus_lines: list[str]) -> Path:

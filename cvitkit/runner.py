@@ -16,6 +16,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from cvitkit.config import config_hash
@@ -23,6 +24,8 @@ from cvitkit.profiles import Profile, load_profile
 from cvitkit.provenance import atomic_write_json, provenance, work_dir
 
 SUMMARY_FILES = ("config.json", "matrix.csv", "metrics.json", "summary.json")
+#: Experience index whose seed initialises the adapters (-1 is the initial evaluation's).
+SETUP_SEED_INDEX = -2
 
 
 @dataclass
@@ -80,8 +83,9 @@ def run_method(profile: str | Profile, suite: str, method: str, overrides: dict 
                stream_length: int | None = None, force: bool = False, log=print) -> RunResult:
     """Train and evaluate ``method`` on ``suite`` for ``profile``; resumable, see the module docstring."""
     from cvitkit.data import build_suite, corpus, load_suite, load_suite_data
+    from cvitkit.data.build import data_folder
     from cvitkit.methods.base import build_method
-    from cvitkit.train import ContinualTrainer
+    from cvitkit.train import ContinualTrainer, experience_seed, seed_everything
 
     profile = load_profile(profile) if isinstance(profile, str) else profile
     suite_spec = load_suite(suite)
@@ -90,19 +94,31 @@ def run_method(profile: str | Profile, suite: str, method: str, overrides: dict 
     if suite_spec.protocol != "stream":
         stream_length = None
     method_obj = build_method(method, method_preset(profile), overrides, suite=suite_spec, seed=profile.train.seed)
+    data = asdict(profile.data)
+    if data["instructions"] == "default":  # absent for default: runs started before the switch still resume
+        del data["instructions"]
     config = {"profile": profile.name, "suite": suite, "method": method, "variant": variant,
               "stream_length": stream_length, "method_config": method_obj.config.to_dict(),
-              "train": asdict(profile.train), "model": asdict(profile.model), "data": asdict(profile.data)}
+              "train": asdict(profile.train), "model": asdict(profile.model), "data": data}
+    # An edited suite YAML (tasks, order, scorer) must not resume runs of the old definition.
+    config["suite_definition"] = config_hash(asdict(suite_spec))
+    if profile.model.source == "base":  # a re-pretrained base model must not resume runs of the old one
+        from cvitkit.base_model import base_key
+
+        config["base_model"] = base_key(profile, corpus())
     run_dir = work_dir(profile.name) / "runs" / run_name(suite, method, variant, stream_length)
     _start_or_resume(run_dir, config, force, log)
 
     if profile.data_root:
-        suite_data = load_suite_data(suite_spec, data_root=profile.data_root)
+        suite_data = load_suite_data(suite_spec, data_root=profile.data_root, instructions=profile.data.instructions)
     else:
-        data_root = work_dir(profile.name) / "data"
+        data_root = data_folder(work_dir(profile.name) / "data", profile.data)
         build_suite(suite_spec, profile.data, data_root)
         suite_data = load_suite_data(suite_spec, root=data_root)
     model, processor = load_base(profile, corpus=corpus())
+    # Adapter initialisation draws from the global RNG; a loaded checkpoint does not reseed it, so
+    # without this the weights would depend on what the process ran before (run order, pretraining).
+    seed_everything(experience_seed(profile.train.seed, SETUP_SEED_INDEX))
     method_obj.setup(model, processor)
     tasks = {t.name: t for t in suite_spec.tasks}
     experiences = experiences_for(suite_data, stream_length, method_obj.joint)
@@ -119,12 +135,14 @@ def run_named(profile: str | Profile, suite: str, run_id: str, stream_length: in
               quantization: str = "", force: bool = False, log=print) -> RunResult:
     """Run a run id (``method`` or ``method__variant``, see :mod:`cvitkit.experiments`) on ``suite``.
 
-    A variant may change the model preset (e.g. ``__large``); ``quantization`` ("none", "8bit",
+    A variant may change the model preset (e.g. ``__large``) or data settings (e.g. ``__diverse``:
+    diverse training instructions, built in their own data folder); ``quantization`` ("none", "8bit",
     "4bit") overrides the profile's, which is how the notebooks' QLoRA switch works.
     """
     from dataclasses import replace
 
     from cvitkit.config import from_dict
+    from cvitkit.data.config import DataConfig
     from cvitkit.experiments import resolve_run
     from cvitkit.models.spec import ModelConfig
 
@@ -135,7 +153,8 @@ def run_named(profile: str | Profile, suite: str, run_id: str, stream_length: in
     if quantization and quantization != profile.model.quantization:
         model["quantization"] = quantization
         variant = f"{variant}_{quantization}" if variant else quantization  # its own run folder
-    profile = replace(profile, model=from_dict(ModelConfig, model, source=f"run '{run_id}' model"))
+    data = from_dict(DataConfig, {**asdict(profile.data), **spec.data}, source=f"run '{run_id}' data")
+    profile = replace(profile, model=from_dict(ModelConfig, model, source=f"run '{run_id}' model"), data=data)
     return run_method(profile, suite, spec.method, overrides=spec.overrides, variant=variant,
                       stream_length=stream_length, force=force, log=log)
 
@@ -172,7 +191,14 @@ def summarise_run(run_dir: Path, task_order: list[str], suite_spec, stages, meth
     else:
         trained = matrix.drop(index="initial", errors="ignore")
         zero = matrix.loc["initial"].to_numpy() if "initial" in matrix.index else None
-        metrics = M.summarise(trained.to_numpy(), zero_shot=zero)
+        R = trained.to_numpy()
+        # FWT reads R[t-1, t] (a task scored just before it is trained); eval_scope "seen" never
+        # scores it, so the metric is left out instead of failing the whole summary.
+        fwt_cells = [R[t - 1, t] for t in range(1, min(R.shape))]
+        fwt_note = zero is not None and bool(np.isnan(fwt_cells).any())
+        metrics = M.summarise(R, zero_shot=None if fwt_note else zero)
+        if fwt_note:
+            metrics["note"] = "FWT left out: it needs every task scored before it is trained (train.eval_scope: all)"
     parse_failures = {s.name: {t: v.get("parse_failures", 0) for t, v in s.scores.items()} for s in stages}
     logs = [s.log for s in stages if s.log.get("trained", True)]
     summary = {

@@ -116,7 +116,10 @@ class ContinualTrainer:
 
     def finished_stages(self) -> list[int]:
         root = self.run_dir / "stages"
-        return sorted(int(p.parent.name) for p in root.glob("*/stage.json")) if root.is_dir() else []
+        if not root.is_dir():
+            return []
+        # A kill between writing NNN.tmp/stage.json and the rename leaves an unpublished folder: not finished.
+        return sorted(int(p.parent.name) for p in root.glob("*/stage.json") if p.parent.name.isdigit())
 
     def load_stage(self, index: int) -> StageRecord:
         data = json.loads((self.stage_dir(index) / "stage.json").read_text())

@@ -89,7 +89,7 @@ class OLoRA(Method):
                 l2 = l2 + new_A.pow(2).sum() + layer.lora_B[current].weight.pow(2).sum()
         if old:
             loss = loss + self.config.lambda_orth * orth
-            logs["orth"] = float(orth)
+            logs["orth"] = float(orth.detach()) if torch.is_tensor(orth) else float(orth)
         if self.config.lambda_l2:
             loss = loss + self.config.lambda_l2 * l2
         return loss, logs
