@@ -34,8 +34,8 @@
 profile = "smoke"          # smoke | mini | full
 suite = "mllmcl_dcl"       # coin, mllmcl_dcl, mllmcl_acl, strcvit, ucit, trigap
 runs = ["lora_ft"]         # run ids: a method ("moelora") or a declared variant ("branchlora__sparse"); ["base"]
-stream_length = 0          # stream suites: number of chunks (0 = the longest declared)
-quantization = ""          # "" = the profile's; "4bit" trains over an nf4 base (QLoRA), "none" in full precision
+stream_length = 0          # stream suites: number of chunks; 0 means the longest declared
+quantization = ""          # empty: the profile's; "4bit": QLoRA over an nf4 base; "none": full precision
 force = False              # True: discard finished stages and train again
 model_path = ""            # full profile: local folder of the MLLM
 data_root = ""             # full profile: root of the real benchmark files

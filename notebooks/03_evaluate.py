@@ -31,7 +31,7 @@
 # %% tags=["parameters"]
 profile = "smoke"      # smoke | mini | full
 suite = "mllmcl_dcl"   # which suite's runs to show
-results_dir = ""       # "" = results/<profile>
+results_dir = ""       # empty means results/<profile>
 
 # %% [markdown]
 # ## The runs of the suite
