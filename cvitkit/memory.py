@@ -152,3 +152,107 @@ def measure_step(model, inputs: dict, optimizer_factory=None) -> dict:
     optimizer.zero_grad(set_to_none=True)
     out["total"] = sum(out.values())
     return out
+
+
+# ---------------------------------------------------------------------------------------------------
+# Measuring the tiny model at several precisions, and sweeping the estimate (notebook 21)
+# ---------------------------------------------------------------------------------------------------
+
+PRECISIONS = ("fp32", "bf16", "4bit")
+
+
+def _tiny_batch(processor, batch: int, seed: int = 0) -> dict:
+    """``batch`` synthetic image-question-answer samples, loss on the answer tokens only."""
+    from PIL import Image, ImageDraw
+
+    from cvitkit.models.prompt import render_vicuna_v1
+
+    size = processor.image_processor.crop_size["height"]
+    colours = ["red", "green", "blue", "orange"]
+    images, texts = [], []
+    for i in range(batch):
+        image = Image.new("RGB", (size, size), "white")
+        colour = colours[(seed + i) % len(colours)]
+        ImageDraw.Draw(image).ellipse([size // 4, size // 4, 3 * size // 4, 3 * size // 4], fill=colour)
+        prompt = render_vicuna_v1([("user", "<image>\nWhat colour is the circle?")], add_generation_prompt=True)
+        images.append(image)
+        texts.append(f"{prompt} {colour}</s>")
+    inputs = dict(processor(text=texts, images=images, return_tensors="pt", padding=True))
+    inputs["labels"] = inputs["input_ids"].masked_fill(inputs["attention_mask"] == 0, -100)
+    return inputs
+
+
+def _quant_state_bytes(model) -> int:
+    total = 0
+    for p in model.parameters():
+        state = getattr(p, "quant_state", None)
+        while state is not None:
+            if getattr(state, "absmax", None) is not None:
+                total += _tensor_bytes(state.absmax)
+            state = getattr(state, "state2", None)  # double quantisation: the absmax's own constants
+    return total
+
+
+def tiny_training_step(preset: str = "micro", precision: str = "fp32", checkpointing: bool = False, batch: int = 4,
+                       rank: int = 8, steps: int = 3, seed: int = 0) -> dict:
+    """Measure a LoRA training step of the tiny LLaVA with its base in ``precision`` (fp32, bf16, 4bit).
+
+    Returns the counted bytes of :func:`measure_step` (weights, trainable state, saved activations;
+    ``total`` is the step's counted peak), the median wall time of ``steps`` further steps in ms, the
+    trainable parameter count and the last loss. 4-bit loads the model through the same
+    :func:`~cvitkit.models.load_model` path as real checkpoints (nf4, double quantisation).
+    """
+    import statistics
+    import time
+
+    from cvitkit.adapters import add_lora
+    from cvitkit.errors import ConfigError
+    from cvitkit.models import enable_training_mode
+    from cvitkit.models.spec import ModelConfig, load_from_config
+
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision must be one of {PRECISIONS}, got {precision!r}.")
+    torch.manual_seed(seed)
+    model, processor = load_from_config(ModelConfig(source="tiny", preset=preset, seed=seed,
+                                                    quantization="4bit" if precision == "4bit" else "none"))
+    if precision == "bf16":
+        model = model.to(torch.bfloat16)
+    enable_training_mode(model, gradient_checkpointing=checkpointing)
+    # peft keeps the adapter in fp32 over a bf16 base (autocast_adapter_dtype), as QLoRA does over nf4
+    model = add_lora(model, rank, 2 * rank, 0.0, "all_linear", train_projector=False)
+    model.train()  # transformers only checkpoints layers in training mode
+    inputs = _tiny_batch(processor, batch, seed)
+    if precision == "bf16":
+        inputs["pixel_values"] = inputs["pixel_values"].to(torch.bfloat16)
+    counted = measure_step(model, inputs)
+    # nf4 block constants live in quant_state, not in parameters or buffers: add them to the weights
+    extra = _quant_state_bytes(model)
+    counted.update(weights=counted["weights"] + extra, total=counted["total"] + extra, quant_state=extra)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    times, loss = [], None
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        loss = model(**inputs).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        times.append(time.perf_counter() - t0)
+    return {"precision": precision, "checkpointing": checkpointing, **counted,
+            "step_ms": 1000 * statistics.median(times),
+            "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+            "loss": float(loss.detach()) if loss is not None else None}
+
+
+def sweep_estimates(arch: Architecture, budget_gib: float = 12.0, reserve_gib: float = 1.0,
+                    quantizations=("none", "8bit", "4bit"), checkpointing=(False, True), batches=(1, 4, 8),
+                    lora_rank: int = 128, seq: int = 700) -> list[dict]:
+    """:func:`estimate` over a grid of settings, each row marked ``fits`` when its total stays under
+    ``budget_gib`` minus ``reserve_gib`` (CUDA context, allocator fragmentation: not modelled)."""
+    rows = []
+    for quantization in quantizations:
+        for ckpt in checkpointing:
+            for batch in batches:
+                est = estimate(arch, quantization, lora_rank=lora_rank, batch=batch, seq=seq, checkpointing=ckpt)
+                rows.append({"quantization": quantization, "checkpointing": ckpt, "batch": batch, **est,
+                             "fits": est["total"] <= budget_gib - reserve_gib})
+    return rows
