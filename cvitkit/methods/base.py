@@ -56,13 +56,15 @@ class MethodConfig:
 
     @classmethod
     def from_preset(cls, preset: str = "paper", overrides: dict | None = None, source: str = "method config"):
-        """``paper`` (the dataclass defaults) or ``mini``, then ``overrides`` (strict keys)."""
-        if preset not in ("paper", "mini"):
-            raise ConfigError(f"{source}: preset must be 'paper' or 'mini', got {preset!r}.")
+        """``paper`` (the dataclass defaults), ``mini``, or ``smoke`` (``mini`` refined by ``smoke_preset``,
+        which only shortens what would dominate a smoke run), then ``overrides`` (strict keys)."""
+        if preset not in ("paper", "mini", "smoke"):
+            raise ConfigError(f"{source}: preset must be 'paper', 'mini' or 'smoke', got {preset!r}.")
         values = {}
-        if preset == "mini":
+        names = {"paper": (), "mini": ("mini_preset",), "smoke": ("mini_preset", "smoke_preset")}[preset]
+        for name in names:
             for klass in reversed(cls.__mro__):  # parents first, so subclasses refine the base preset
-                values.update(getattr(klass, "mini_preset", {}) if "mini_preset" in vars(klass) else {})
+                values.update(vars(klass).get(name, {}))
         values.update(overrides or {})
         return from_dict(cls, values, source=source)
 

@@ -110,6 +110,8 @@ class MRLoRAConfig(MethodConfig):
         "router_epochs": 20, "router_batch_size": 16, "router_lr": 1e-3, "router_projector_lr": 1e-4,
         "router_system_prompt": "",
     }
+    # A smoke run trains on tens of samples: 20 router epochs made the router 95 % of its time.
+    smoke_preset: ClassVar[dict] = {"router_epochs": 2}
 
     def __post_init__(self):
         super().__post_init__()
