@@ -307,14 +307,3 @@ class CramLoraLinear(MixtureLoraLinear):
         A, B = self.expert(state.current, adapter_name)
         energy = orthogonality_energy(h_vis, A, B, self.scaling[adapter_name], Q, gamma)
         self.routing_context.aux_losses.append(energy)
-
-    def forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
-        result = self.base_layer(x, *args, **kwargs)
-        if self.disable_adapters:
-            return result
-        for name in self.active_adapters:
-            if name in self.lora_A:
-                delta = self.adapter_delta(x, name)
-                if delta is not None:
-                    result = result + delta.to(result.dtype)
-        return result

@@ -177,7 +177,9 @@ class MixtureLoraLinear(nn.Module, LoraLayer):
             return result
         for name in self.active_adapters:
             if name in self.lora_A:
-                result = result + self.adapter_delta(x, name).to(result.dtype)
+                delta = self.adapter_delta(x, name)
+                if delta is not None:  # a subclass may have nothing to add yet (CRAM before its first expert)
+                    result = result + delta.to(result.dtype)
         return result
 
     def merge(self, *args, **kwargs):
