@@ -62,3 +62,24 @@ def make_image(size: int, colour: str = "red"):
     image = Image.new("RGB", (size, size), "white")
     ImageDraw.Draw(image).rectangle([size // 4, size // 4, 3 * size // 4, 3 * size // 4], fill=colour)
     return image
+
+
+@pytest.fixture
+def micro_smoke_profile(tmp_path, monkeypatch):
+    """Build the smoke profile shrunk for seconds-long end-to-end runs: the micro model, 6 train and 2 test
+    samples per task at 32 px, 4 generated tokens, work and results folders under ``tmp_path``.
+    Keyword arguments refine the ``train`` section (e.g. ``batch_size=2``)."""
+    from dataclasses import replace
+
+    from cvitkit.profiles import load_profile
+
+    monkeypatch.setenv("CVITKIT_WORK", str(tmp_path / "work"))
+    monkeypatch.setenv("CVITKIT_RESULTS", str(tmp_path / "results"))
+
+    def make(**train):
+        profile = load_profile("smoke")
+        return replace(profile, model=replace(profile.model, preset="micro"),
+                       data=replace(profile.data, train_per_task=6, test_per_task=2, image_size=32),
+                       train=replace(profile.train, max_new_tokens=4, **train))
+
+    return make

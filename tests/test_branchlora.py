@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from cvitkit.adapters import count_adapter_parameters, load_adapter_state, mixture_layers, save_adapter_state
+from cvitkit.bench import train_step
 from cvitkit.data.streams import Experience
 from cvitkit.methods.base import build_method
 from cvitkit.methods.branchlora import (
@@ -85,13 +86,7 @@ def _fake_task(method, processor, i: int, task: str, steps: int = 2, finish: boo
     method.before_training(_experience(i, task), steps)
     opt = torch.optim.AdamW(method.param_groups())
     for _ in range(steps):
-        batch = _train_batch(processor, task)
-        inputs = method.prepare_batch(batch, training=True)
-        loss, _ = method.compute_loss(inputs, method.model(**inputs), batch)
-        loss.backward()
-        opt.step()
-        opt.zero_grad()
-        method.after_step()
+        train_step(method, opt, _train_batch(processor, task))
     if finish:
         method.after_experience(_experience(i, task), [])
 
@@ -402,21 +397,14 @@ def test_branchlora_trains_over_a_4bit_base(micro_llava_dir):
 
 # -- end to end -----------------------------------------------------------------------------------------
 @pytest.mark.slow
-def test_smoke_run_end_to_end_and_resume_repeats_the_last_stage(tmp_path, monkeypatch):
+def test_smoke_run_end_to_end_and_resume_repeats_the_last_stage(micro_smoke_profile):
     """run_method on CoIN (micro model, a few samples); then the last stage is redone from a resume."""
     import json
     import shutil
-    from dataclasses import replace
 
-    from cvitkit.profiles import load_profile
     from cvitkit.runner import run_method
 
-    monkeypatch.setenv("CVITKIT_WORK", str(tmp_path / "work"))
-    monkeypatch.setenv("CVITKIT_RESULTS", str(tmp_path / "results"))
-    profile = load_profile("smoke")
-    profile = replace(profile, model=replace(profile.model, preset="micro"),
-                      data=replace(profile.data, train_per_task=6, test_per_task=2, image_size=32),
-                      train=replace(profile.train, max_new_tokens=4))
+    profile = micro_smoke_profile()
     result = run_method(profile, "coin", "branchlora", force=True, log=lambda *_: None)
     assert result.matrix.shape == (8, 8)
     stages = sorted((result.run_dir / "stages").iterdir())

@@ -18,6 +18,7 @@ from cvitkit.adapters.cram import (
     instantiate_from_buffer,
     orthogonality_energy,
 )
+from cvitkit.bench import train_step
 from cvitkit.methods.base import build_method
 from cvitkit.methods.cram import cram_parameter_count, lora_parameter_count
 from cvitkit.models import lora_target_regex
@@ -289,14 +290,7 @@ def _train(method, processor, experience, steps=3):
     optimizer = torch.optim.AdamW(method.param_groups())
     method.before_training(experience, steps)
     for i in range(steps):
-        batch = collate(experience.records[2 * i: 2 * i + 2])
-        inputs = method.prepare_batch(batch, training=True)
-        loss, _ = method.compute_loss(inputs, method.model(**inputs), batch)
-        loss.backward()
-        method.before_optimizer_step()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        method.after_step()
+        train_step(method, optimizer, collate(experience.records[2 * i: 2 * i + 2]))
     method.after_experience(experience, experience.records)
 
 
@@ -441,21 +435,14 @@ def test_cram_on_a_4bit_base(micro_llava_dir):
 
 
 @pytest.mark.slow
-def test_smoke_run_end_to_end_and_resume_repeats_the_last_stage(tmp_path, monkeypatch):
+def test_smoke_run_end_to_end_and_resume_repeats_the_last_stage(micro_smoke_profile):
     """run_method on UCIT (micro model, a few samples); then the last stage is redone from a resume."""
     import json
     import shutil
-    from dataclasses import replace
 
-    from cvitkit.profiles import load_profile
     from cvitkit.runner import run_method
 
-    monkeypatch.setenv("CVITKIT_WORK", str(tmp_path / "work"))
-    monkeypatch.setenv("CVITKIT_RESULTS", str(tmp_path / "results"))
-    profile = load_profile("smoke")
-    profile = replace(profile, model=replace(profile.model, preset="micro"),
-                      data=replace(profile.data, train_per_task=6, test_per_task=2, image_size=32),
-                      train=replace(profile.train, max_new_tokens=4, batch_size=2))
+    profile = micro_smoke_profile(batch_size=2)
     result = run_method(profile, "ucit", "cram", force=True, log=lambda *_: None)
     assert result.matrix.shape == (6, 6)
     stages = sorted((result.run_dir / "stages").iterdir())

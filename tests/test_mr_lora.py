@@ -257,21 +257,14 @@ def test_experts_and_router_wrap_a_4bit_base(micro_llava_dir, tmp_path):
 
 
 @pytest.mark.slow
-def test_smoke_run_end_to_end_and_resume_repeats_the_last_stage(tmp_path, monkeypatch):
+def test_smoke_run_end_to_end_and_resume_repeats_the_last_stage(micro_smoke_profile):
     """run_method on MLLM-CL ACL (micro model, a few samples); the last stage redone from a resume."""
     import json
     import shutil
 
-    from cvitkit.profiles import load_profile
     from cvitkit.runner import run_method
 
-    monkeypatch.setenv("CVITKIT_WORK", str(tmp_path / "work"))
-    monkeypatch.setenv("CVITKIT_RESULTS", str(tmp_path / "results"))
-    profile = load_profile("smoke")
-    profile = dataclasses.replace(
-        profile, model=dataclasses.replace(profile.model, preset="micro"),
-        data=dataclasses.replace(profile.data, train_per_task=6, test_per_task=2, image_size=32),
-        train=dataclasses.replace(profile.train, max_new_tokens=4))
+    profile = micro_smoke_profile()
     overrides = {"router_shots": 4, "router_epochs": 2, "router_epochs_by_shots": False, "router_max_new_tokens": 4}
     result = run_method(profile, "mllmcl_acl", "mr_lora", overrides=overrides, force=True, log=lambda *_: None)
     assert result.matrix.shape == (4, 4)
