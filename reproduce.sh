@@ -17,7 +17,7 @@ usage() {
   cat <<'EOF'
 Usage:
   ./reproduce.sh [--profile smoke|mini|full] [--only STAGE] [--force]
-                 [--data-root DIR] [--model PATH] [--suite NAME]...
+                 [--data-root DIR] [--model PATH] [--suite NAME]... [--jobs N]
   ./reproduce.sh test  [PYTEST_ARGS...]
   ./reproduce.sh bench [BENCH_ARGS...]
   ./reproduce.sh setup
@@ -48,6 +48,8 @@ Options
   --model PATH    Local folder of a Hugging Face-format MLLM (full profile), e.g. llava-1.5-7b-hf.
   --suite NAME    Restrict the run to one suite (repeatable): coin, mllmcl_dcl, mllmcl_acl,
                   strcvit, ucit, trigap.
+  --jobs N        Runs trained side by side, each in its own process (default 0: one per CPU core,
+                  up to 4, with cores/N torch threads each; 1 when a GPU is present).
   -h, --help      This text.
 
 Environment variables
@@ -150,10 +152,10 @@ case "$cmd" in
     args=()
     while [[ $# -gt 0 ]]; do
       case "$1" in
-        --profile|--only|--data-root|--model|--suite)
+        --profile|--only|--data-root|--model|--suite|--jobs)
           [[ $# -ge 2 && "${2:0:2}" != "--" ]] || die "$1 needs a value (see --help)"
           args+=("$1" "$2"); shift 2 ;;
-        --profile=*|--only=*|--data-root=*|--model=*|--suite=*)
+        --profile=*|--only=*|--data-root=*|--model=*|--suite=*|--jobs=*)
           args+=("${1%%=*}" "${1#*=}"); shift ;;
         --force) args+=("--force"); shift ;;
         *) die "unknown argument '$1' (see ./reproduce.sh --help)" ;;

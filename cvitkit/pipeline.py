@@ -87,6 +87,15 @@ def _table_jobs(profile: Profile) -> list[Job]:
     return jobs
 
 
+def _train_runs_first(profile: Profile, jobs: int, log) -> None:
+    """The train stage's heavy part: every planned run, in parallel processes (see cvitkit.run_pool)."""
+    from cvitkit.run_pool import PlannedRun, train_in_parallel
+
+    runs = [PlannedRun(suite, run_id) for suite, run_ids in _suite_plan(profile).items() for run_id in run_ids]
+    if runs:
+        train_in_parallel(profile, runs, jobs, log=log)
+
+
 @dataclass(frozen=True)
 class Stage:
     name: str
@@ -94,6 +103,8 @@ class Stage:
     help: str
     issue: int
     jobs: Callable[[Profile], list[Job]] = _single_job
+    #: Work done before the stage's notebooks when any of them has to run: ``(profile, jobs, log)``.
+    prepare: Callable[[Profile, int, Callable], None] | None = None
 
     @property
     def built(self) -> bool:
@@ -104,7 +115,8 @@ STAGES: list[Stage] = [
     Stage("setup_check", "00_setup_check", "versions, devices, tiny/real model forward and 4-bit check", 2),
     Stage("data", "01_data_preparation", "synthetic analogues (or real files) of every suite", 3, _data_jobs),
     Stage("base_model", "02_train", "kit-pretrained tiny LLaVA (mini base model)", 4, _base_jobs),
-    Stage("train", "02_train", "continual training of every (method, suite) the tables need", 4, _train_jobs),
+    Stage("train", "02_train", "continual training of every (method, suite) the tables need", 4, _train_jobs,
+          prepare=_train_runs_first),
     Stage("evaluate", "03_evaluate", "accuracy matrices, metrics, forgetting curves per suite", 4,
           _evaluate_jobs),
     Stage("tables", "10_strlora_tables",
@@ -123,8 +135,10 @@ def _marker(profile: Profile, stage: Stage, job: Job) -> Path:
     return work_dir(profile.name) / "stages" / stage.name / f"{job.job_id}.json"
 
 
-def run_stage(profile: Profile, stage: Stage, force: bool = False, log=print) -> str:
-    """Run every job of ``stage``; returns ``"done"``, ``"skipped"`` or ``"not built"``."""
+def run_stage(profile: Profile, stage: Stage, force: bool = False, jobs: int = 0, log=print) -> str:
+    """Run every job of ``stage``; returns ``"done"``, ``"skipped"`` or ``"not built"``.
+
+    ``jobs``: worker processes for a stage with a parallel ``prepare`` step (0 = automatic)."""
     from cvitkit.notebooks import execute_notebook
 
     if not stage.built:
@@ -132,14 +146,22 @@ def run_stage(profile: Profile, stage: Stage, force: bool = False, log=print) ->
         return "not built"
     t0 = time.time()
     ran = 0
-    jobs = stage.jobs(profile)
-    for i, job in enumerate(jobs, 1):
+    stage_jobs = stage.jobs(profile)
+
+    def finished(job: Job) -> bool:
+        marker = _marker(profile, stage, job)
+        return (not force and marker.is_file()
+                and json.loads(marker.read_text()).get("parameters_hash") == config_hash(job.parameters))
+
+    if stage.prepare and not all(finished(job) for job in stage_jobs):
+        stage.prepare(profile, jobs, log)
+    for i, job in enumerate(stage_jobs, 1):
+        if finished(job):
+            continue
         marker = _marker(profile, stage, job)
         key = config_hash(job.parameters)
-        if not force and marker.is_file() and json.loads(marker.read_text()).get("parameters_hash") == key:
-            continue
         t1 = time.time()
-        log(f"[{stage.name}] {i}/{len(jobs)} {job.job_id} ...")
+        log(f"[{stage.name}] {i}/{len(stage_jobs)} {job.job_id} ...")
         notebook = job.notebook or stage.notebook
         executed = profile.results_dir / "executed" / f"{notebook}__{job.job_id}.ipynb"
         execute_notebook(notebook, executed, job.parameters)
@@ -148,18 +170,18 @@ def run_stage(profile: Profile, stage: Stage, force: bool = False, log=print) ->
                                    "finished": time.strftime("%Y-%m-%dT%H:%M:%S")})
         ran += 1
     status = "done" if ran else "skipped"
-    note = f"{ran} job(s) run" if ran else f"all {len(jobs)} job(s) already finished (--force redoes them)"
+    note = f"{ran} job(s) run" if ran else f"all {len(stage_jobs)} job(s) already finished (--force redoes them)"
     log(f"[{stage.name}] {status} in {time.time() - t0:.0f} s: {note}")
     return status
 
 
 def run(profile_name: str, only: str | None = None, force: bool = False, data_root: str | None = None,
-        model: str | None = None, suites: list[str] | None = None, log=print) -> dict[str, str]:
+        model: str | None = None, suites: list[str] | None = None, jobs: int = 0, log=print) -> dict[str, str]:
     profile = load_profile(profile_name, data_root=data_root, model_path=model, suites=suites or None)
     stages = [stage_by_name(only)] if only else STAGES
     log(f"cvitkit pipeline: profile {profile.name} ({profile.description})")
     t0 = time.time()
-    statuses = {s.name: run_stage(profile, s, force=force, log=log) for s in stages}
+    statuses = {s.name: run_stage(profile, s, force=force, jobs=jobs, log=log) for s in stages}
     log(f"pipeline finished in {time.time() - t0:.0f} s; results in {profile.results_dir}/")
     missing = [n for n, st in statuses.items() if st == "not built"]
     if missing:
@@ -185,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("--data-root")
     p_run.add_argument("--model")
     p_run.add_argument("--suite", action="append", dest="suites")
+    p_run.add_argument("--jobs", type=int, default=0,
+                       help="worker processes that train runs side by side (0: one per core on a CPU, 1 on a GPU)")
     p_st = sub.add_parser("stages", help="list the stages")
     p_st.add_argument("--profile")
     args = parser.parse_args(argv)
@@ -193,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         run(args.profile, only=args.only, force=args.force, data_root=args.data_root, model=args.model,
-            suites=args.suites)
+            suites=args.suites, jobs=args.jobs)
     except CvitkitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

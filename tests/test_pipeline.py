@@ -77,3 +77,58 @@ def test_stages_command_lists_every_stage(capsys):
     out = capsys.readouterr().out
     for stage in pipeline.STAGES:
         assert stage.name in out
+
+
+def test_prepare_runs_only_when_a_job_is_unfinished(calls):
+    prepared = []
+    stage = Stage("setup_check", "00_setup_check", "test stage", 2, jobs=lambda p: [Job("a", {"x": 1})],
+                  prepare=lambda profile, jobs, log: prepared.append(jobs))
+    profile = load_profile("smoke")
+    run_stage(profile, stage, jobs=3, log=lambda *_: None)
+    run_stage(profile, stage, jobs=3, log=lambda *_: None)  # finished: neither prepare nor the notebook
+    assert prepared == [3] and len(calls) == 1
+
+
+def test_resolve_jobs(monkeypatch):
+    from cvitkit import run_pool
+
+    monkeypatch.setattr(run_pool, "usable_cores", lambda: 8)
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    assert run_pool.resolve_jobs(0, 10) == run_pool.MAX_AUTO_JOBS
+    assert run_pool.resolve_jobs(0, 2) == 2  # never more processes than runs
+    assert run_pool.resolve_jobs(3, 10) == 3
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)
+    assert run_pool.resolve_jobs(0, 10) == 1  # one process owns the GPU
+    with pytest.raises(CvitkitError, match="--jobs"):
+        run_pool.resolve_jobs(-1, 10)
+
+
+def test_pool_starts_the_longest_known_run_first(monkeypatch, tmp_path):
+    import json
+
+    from cvitkit import run_pool
+
+    monkeypatch.setenv("CVITKIT_RESULTS", str(tmp_path / "results"))
+    profile = load_profile("smoke")
+    for folder, seconds in [("coin/lora_ft", 10), ("strcvit_25chunks/strlora", 300)]:
+        (profile.results_dir / "runs" / folder).mkdir(parents=True)
+        (profile.results_dir / "runs" / folder / "summary.json").write_text(json.dumps({"wall_seconds": seconds}))
+    runs = [run_pool.PlannedRun("coin", "lora_ft"), run_pool.PlannedRun("coin", "moelora"),
+            run_pool.PlannedRun("strcvit", "strlora")]
+    assert [run_pool.previous_seconds(profile, r) for r in runs] == [10, 0, 300]
+
+
+def test_a_failed_run_names_its_log_and_the_others_finish(monkeypatch, tmp_path):
+    """Worker processes really run (spawned): one run id is unknown, the other is a zero-shot run."""
+    from cvitkit.run_pool import PlannedRun, train_in_parallel
+
+    monkeypatch.setenv("CVITKIT_WORK", str(tmp_path / "work"))
+    monkeypatch.setenv("CVITKIT_RESULTS", str(tmp_path / "results"))
+    profile = load_profile("smoke", suites=["coin"])
+    messages = []
+    with pytest.raises(CvitkitError, match=r"coin/no_such_method failed .*coin__no_such_method\.log"):
+        train_in_parallel(profile, [PlannedRun("coin", "no_such_method"), PlannedRun("coin", "zero_shot")], 2,
+                          log=messages.append)
+    assert any("coin/zero_shot finished" in m for m in messages)
+    assert (profile.results_dir / "runs" / "coin" / "zero_shot" / "summary.json").is_file()
+    assert "no_such_method" in (tmp_path / "work" / "smoke" / "logs" / "coin__no_such_method.log").read_text()
