@@ -46,12 +46,37 @@ def execute_notebook(name: str, output: str | Path, parameters: dict | None = No
     env_backup = os.environ.get("MPLBACKEND")
     os.environ["MPLBACKEND"] = "Agg"  # figures are saved, not shown in a window
     try:
-        return papermill.execute_notebook(
+        executed = papermill.execute_notebook(
             nb, str(output), parameters=parameters or {}, kernel_name=kernel_name(), cwd=str(REPO_ROOT),
             progress_bar=False, execution_timeout=timeout,
         )
+        strip_widget_state(output)
+        return executed
     finally:
         if env_backup is None:
             os.environ.pop("MPLBACKEND", None)
         else:
             os.environ["MPLBACKEND"] = env_backup
+
+
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+
+
+def strip_widget_state(path: str | Path) -> int:
+    """Drop Jupyter widget state (tqdm bars) from an executed notebook; returns the outputs touched.
+
+    Widget state is megabytes of JavaScript-side models that only a live kernel can render; the text
+    each bar printed stays in the output's ``text/plain``, so no printed line is lost.
+    """
+    import nbformat
+
+    path = Path(path)
+    nb = nbformat.read(path, as_version=4)
+    touched = int(nb.metadata.pop("widgets", None) is not None)
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            if WIDGET_MIME in out.get("data", {}):
+                del out["data"][WIDGET_MIME]
+                touched += 1
+    nbformat.write(nb, path)
+    return touched

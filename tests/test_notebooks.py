@@ -236,3 +236,25 @@ def test_tables_stage_runs_the_memory_notebook_on_cpu_profiles_only():
         assert jobs["qlora_memory"].parameters == {"profile": name}
     full = load_profile("full", model_path="/models/llava")
     assert "qlora_memory" not in {j.job_id for j in stage.jobs(full)}
+
+
+def test_widget_state_is_stripped_and_printed_text_kept(tmp_path):
+    import nbformat
+
+    from cvitkit.notebooks import WIDGET_MIME, strip_widget_state
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {"m": {}}}}
+    cell = nbformat.v4.new_code_cell("bar()")
+    cell.outputs = [nbformat.v4.new_output("display_data", data={WIDGET_MIME: {"model_id": "m"},
+                                                                 "text/plain": "train: 100%|###| 63/63"}),
+                    nbformat.v4.new_output("stream", text="loss 1.2\n")]
+    nb.cells.append(cell)
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nb, path)
+    assert strip_widget_state(path) == 2
+    out = nbformat.read(path, as_version=4)
+    assert "widgets" not in out.metadata
+    assert out.cells[0].outputs[0]["data"] == {"text/plain": "train: 100%|###| 63/63"}
+    assert out.cells[0].outputs[1]["text"] == "loss 1.2\n"
+    assert strip_widget_state(path) == 0
