@@ -56,11 +56,12 @@ def resolve_jobs(jobs: int, n_runs: int) -> int:
 
 
 def previous_seconds(profile: Profile, run: PlannedRun) -> float:
-    """Wall time of this run in the profile's committed results (0 when unknown): the pool starts the
-    longest runs first so that the last one to finish is a short one."""
+    """Time of this run in the profile's committed results (its stages' training and evaluation time,
+    0 when unknown): the pool starts the longest runs first so that the last one to finish is a short one."""
     for path in (profile.results_dir / "runs").glob(f"{run.suite}*/{run.run_id}/summary.json"):
         try:
-            return float(json.loads(path.read_text()).get("wall_seconds") or 0.0)
+            summary = json.loads(path.read_text())
+            return float(summary.get("stage_seconds") or summary.get("wall_seconds") or 0.0)
         except (OSError, ValueError):
             return 0.0
     return 0.0

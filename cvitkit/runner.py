@@ -210,7 +210,11 @@ def summarise_run(run_dir: Path, task_order: list[str], suite_spec, stages, meth
         "trainable_per_stage": [s.log.get("adapter_trainable") for s in stages],
         "step_seconds_median": (sorted(l["step_seconds_median"] for l in logs)[len(logs) // 2] if logs else None),
         "train_seconds": sum(l.get("train_seconds", 0) for l in logs),
+        # wall_seconds covers this invocation only (a resume that found every stage finished records ~0);
+        # stage_seconds adds up what the stages themselves recorded, so it survives resumes.
         "wall_seconds": wall_seconds,
+        "stage_seconds": round(sum(s.log.get("wall_seconds", 0.0) for s in stages)
+                               + sum(v.get("seconds", 0.0) for s in stages for v in s.scores.values()), 1),
         "parse_failures": parse_failures,
         "loss": [{"stage": s.name, "first": s.log.get("loss_first"), "last": s.log.get("loss_last")} for s in stages],
     }

@@ -146,6 +146,13 @@ def test_resume_after_the_first_experience_equals_uninterrupted(method, referenc
         assert last["log"]["loss_parts"]["ewc"] > 0
         assert any(k.startswith("fisher/") for k in _tensors(resumed, "001", "method.safetensors"))
 
+    # the run's time adds up every stage, the one trained before the interruption included
+    stages = [json.loads(p.read_text()) for p in sorted((resumed / "stages").glob("*/stage.json"))]
+    expected = (sum(s["log"].get("wall_seconds", 0.0) for s in stages)
+                + sum(v["seconds"] for s in stages for v in s["scores"].values()))
+    summary = json.loads((resumed / "summary.json").read_text())
+    assert expected > 0 and summary["stage_seconds"] == pytest.approx(expected, abs=0.1)
+
 
 def _crash_in_training(at_index: int):
     """Dies after the first optimizer step of experience ``at_index``."""

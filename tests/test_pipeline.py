@@ -110,12 +110,15 @@ def test_pool_starts_the_longest_known_run_first(monkeypatch, tmp_path):
 
     monkeypatch.setenv("CVITKIT_RESULTS", str(tmp_path / "results"))
     profile = load_profile("smoke")
-    for folder, seconds in [("coin/lora_ft", 10), ("strcvit_25chunks/strlora", 300)]:
+    summaries = {"coin/lora_ft": {"wall_seconds": 10},  # written before stage_seconds existed
+                 "coin/ewc": {"wall_seconds": 0.2, "stage_seconds": 120},  # a resume that found it finished
+                 "strcvit_25chunks/strlora": {"wall_seconds": 300, "stage_seconds": 290}}
+    for folder, summary in summaries.items():
         (profile.results_dir / "runs" / folder).mkdir(parents=True)
-        (profile.results_dir / "runs" / folder / "summary.json").write_text(json.dumps({"wall_seconds": seconds}))
+        (profile.results_dir / "runs" / folder / "summary.json").write_text(json.dumps(summary))
     runs = [run_pool.PlannedRun("coin", "lora_ft"), run_pool.PlannedRun("coin", "moelora"),
-            run_pool.PlannedRun("strcvit", "strlora")]
-    assert [run_pool.previous_seconds(profile, r) for r in runs] == [10, 0, 300]
+            run_pool.PlannedRun("coin", "ewc"), run_pool.PlannedRun("strcvit", "strlora")]
+    assert [run_pool.previous_seconds(profile, r) for r in runs] == [10, 0, 120, 290]
 
 
 def test_a_failed_run_names_its_log_and_the_others_finish(monkeypatch, tmp_path):
