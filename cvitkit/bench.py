@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 import platform
 import statistics
 import subprocess
@@ -41,7 +40,9 @@ def machine_info(device: str = "cpu") -> dict:
     """CPU model, usable cores, torch threads and version, and the device the benchmark ran on."""
     import torch
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    from cvitkit.run_pool import usable_cores
+
+    cores = usable_cores()
     name = torch.cuda.get_device_name(0) if device.startswith("cuda") and torch.cuda.is_available() else "cpu"
     return {"cpu": _cpu_name(), "cores": cores, "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
             "python": platform.python_version(), "device": device, "device_name": name}

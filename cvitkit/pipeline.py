@@ -153,10 +153,11 @@ def run_stage(profile: Profile, stage: Stage, force: bool = False, jobs: int = 0
         return (not force and marker.is_file()
                 and json.loads(marker.read_text()).get("parameters_hash") == config_hash(job.parameters))
 
-    if stage.prepare and not all(finished(job) for job in stage_jobs):
+    pending = {job.job_id for job in stage_jobs if not finished(job)}
+    if stage.prepare and pending:
         stage.prepare(profile, jobs, log)
     for i, job in enumerate(stage_jobs, 1):
-        if finished(job):
+        if job.job_id not in pending:
             continue
         marker = _marker(profile, stage, job)
         key = config_hash(job.parameters)
