@@ -20,6 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from cvitkit.config import config_hash
+from cvitkit.lm_loss import forward_with_loss
 from cvitkit.profiles import Profile
 from cvitkit.provenance import atomic_write_json, provenance, work_dir
 from cvitkit.train_config import BaseModelConfig  # noqa: F401  (re-exported)
@@ -89,7 +90,7 @@ def pretrain_base_model(profile: Profile, folder: Path, corpus_lines: list[str],
             if step >= total:
                 break
             inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "pixel_values", "labels")}
-            loss = model(**inputs).loss
+            _, loss = forward_with_loss(model, inputs)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()

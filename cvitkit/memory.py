@@ -25,6 +25,8 @@ from dataclasses import dataclass
 
 import torch
 
+from cvitkit.lm_loss import forward_with_loss
+
 GiB = 1024 ** 3
 
 
@@ -119,11 +121,13 @@ def _tensor_bytes(t: torch.Tensor) -> int:
     return t.numel() * t.element_size()
 
 
-def measure_step(model, inputs: dict, optimizer_factory=None) -> dict:
+def measure_step(model, inputs: dict, optimizer_factory=None, answer_logits_only: bool = True) -> dict:
     """Run one training step and count bytes: weights, trainable state and saved activations.
 
     Activations are the tensors autograd saves for backward, counted once per storage (views of the
-    same storage and frozen weights saved by reference are not double-counted).
+    same storage and frozen weights saved by reference are not double-counted). The step computes logits
+    at answer positions only, as the trainer does; ``answer_logits_only=False`` measures the plain
+    ``model(..., labels=labels)`` step instead (logits at every position).
     """
     seen: dict[int, int] = {}
     param_ptrs = {p.untyped_storage().data_ptr() for p in model.parameters()}
@@ -138,7 +142,7 @@ def measure_step(model, inputs: dict, optimizer_factory=None) -> dict:
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = (optimizer_factory or (lambda ps: torch.optim.AdamW(ps, lr=1e-4)))(trainable)
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        loss = model(**inputs).loss
+        loss = forward_with_loss(model, inputs)[1] if answer_logits_only else model(**inputs).loss
     loss.backward()
     optimizer.step()
     state_bytes = sum(_tensor_bytes(v) for s in optimizer.state.values() for v in s.values() if torch.is_tensor(v))
@@ -232,7 +236,7 @@ def tiny_training_step(preset: str = "micro", precision: str = "fp32", checkpoin
     times, loss = [], None
     for _ in range(steps):
         t0 = time.perf_counter()
-        loss = model(**inputs).loss
+        _, loss = forward_with_loss(model, inputs)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)

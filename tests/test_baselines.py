@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 
 from cvitkit.errors import ConfigError
+from cvitkit.lm_loss import answer_logits
 from cvitkit.methods.base import available_methods, build_method
 from cvitkit.methods.ewc import ewc_penalty
 from cvitkit.methods.lwf import distillation_loss
@@ -54,11 +57,17 @@ def test_ewc_fisher_is_the_lm_gradient_alone():
 
 def test_lwf_term_is_zero_when_teacher_equals_student_and_positive_otherwise():
     torch.manual_seed(0)
-    logits = torch.randn(2, 6, 11)
-    labels = torch.full((2, 6), -100)
-    labels[:, 4:] = 3
-    assert distillation_loss(logits, logits.clone(), labels, 2.0).item() == pytest.approx(0.0, abs=1e-6)
-    assert distillation_loss(logits, torch.randn(2, 6, 11), labels, 2.0).item() > 0.01
+    rows = torch.randn(4, 11)  # logits at 4 supervised positions
+    assert distillation_loss(rows, rows.clone(), 2.0).item() == pytest.approx(0.0, abs=1e-6)
+    assert distillation_loss(rows, torch.randn(4, 11), 2.0).item() > 0.01
+
+
+def test_lwf_term_matches_a_hand_computation():
+    student, teacher, temperature = torch.tensor([[0.0, 2.0]]), torch.tensor([[2.0, 0.0]]), 2.0
+    p = torch.softmax(teacher / temperature, -1)
+    q = torch.softmax(student / temperature, -1)
+    expected = temperature ** 2 * float((p * (p / q).log()).sum())
+    assert distillation_loss(student, teacher, temperature).item() == pytest.approx(expected, rel=1e-6)
 
 
 def test_lwf_term_only_looks_at_answer_positions():
@@ -67,7 +76,9 @@ def test_lwf_term_only_looks_at_answer_positions():
     labels = torch.tensor([[-100, -100, -100, 2, 3]])  # positions 2 and 3 predict the answer tokens
     teacher2 = teacher.clone()
     teacher2[:, 0] += 10  # a change at a prompt position must not matter
-    assert distillation_loss(student, teacher, labels, 1.0) == distillation_loss(student, teacher2, labels, 1.0)
+    rows = [answer_logits(SimpleNamespace(logits=t), {"labels": labels}) for t in (student, teacher, teacher2)]
+    assert rows[0].shape == (2, 7)
+    assert distillation_loss(rows[0], rows[1], 1.0) == distillation_loss(rows[0], rows[2], 1.0)
 
 
 def test_olora_orthogonality_is_zero_for_orthogonal_subspaces():

@@ -54,6 +54,18 @@ def test_adapters_rows_references_and_ratios(tmp_path):
     assert by_row["moelora"]["trainable_params"] == by_row["moelora_loop"]["trainable_params"]
 
 
+def test_loss_rows_same_loss_fewer_saved_activations(tmp_path):
+    script = _script("loss")
+    assert script.main(["--size", "tiny", "--out", str(tmp_path), "--repeats", "1"]) == 0
+    rows = {r["row"]: r for r in _rows(tmp_path / "loss.csv")}
+    assert set(rows) == {"full_logits", "answer_logits"}
+    assert float(rows["full_logits"]["ratio_vs_full"]) == 1.0
+    _positive(list(rows.values()), "step_ms_median")
+    # logits at a few answer positions instead of every position: strictly fewer bytes saved for backward
+    assert 0 < float(rows["answer_logits"]["activation_ratio"]) < 1.0
+    assert int(rows["answer_logits"]["supervised_tokens"]) < int(rows["answer_logits"]["tokens"])
+
+
 def test_loop_reference_equals_the_batched_layer():
     import torch
 

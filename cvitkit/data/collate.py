@@ -21,9 +21,8 @@ import torch
 from cvitkit.data.dataset import load_image
 from cvitkit.data.llava_format import conversation_turns, eval_prompt, user_text
 from cvitkit.errors import DataError
+from cvitkit.lm_loss import IGNORE_INDEX
 from cvitkit.models.prompt import render_vicuna_v1
-
-IGNORE_INDEX = -100
 
 
 def pad_to_square(image, processor):

@@ -23,6 +23,7 @@ import torch
 
 from cvitkit.config import from_dict, option
 from cvitkit.errors import ConfigError
+from cvitkit.lm_loss import answer_inputs, answer_loss
 
 PROJECTOR = "multi_modal_projector"
 
@@ -112,12 +113,15 @@ class Method:
 
     def prepare_batch(self, batch: dict, training: bool) -> dict:
         """Set routing state for the batch and return the model's keyword inputs."""
-        keys = ("input_ids", "attention_mask", "pixel_values") + (("labels",) if training else ())
-        return {k: batch[k] for k in keys if k in batch}
+        inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "pixel_values") if k in batch}
+        if training:  # logits only where an answer token is predicted (cvitkit.lm_loss)
+            inputs.update(answer_inputs(self.model, batch["labels"]))
+        return inputs
 
     def compute_loss(self, inputs: dict, outputs, batch: dict) -> tuple[torch.Tensor, dict]:
         """Total loss and a dict of its logged parts; default: the LM loss on answer tokens."""
-        return outputs.loss, {"lm": outputs.loss.detach().item()}
+        loss = answer_loss(outputs, batch["labels"], inputs)
+        return loss, {"lm": loss.detach().item()}
 
     def before_optimizer_step(self) -> None:
         """Gradients are complete (accumulation done), the optimizer has not stepped yet."""

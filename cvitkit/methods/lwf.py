@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from cvitkit.adapters.lora import PROJECTOR
 from cvitkit.config import option
+from cvitkit.lm_loss import answer_logits
 from cvitkit.methods.base import register_method
 from cvitkit.methods.lora_ft import LoraFT, LoraFTConfig
 
@@ -30,15 +31,12 @@ class LwFConfig(LoraFTConfig):
     mini_preset: ClassVar[dict] = {"lwf_lambda": 1.0, "temperature": 2.0}
 
 
-def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor,
-                      temperature: float) -> torch.Tensor:
-    """:math:`T^2\\,\\mathrm{KL}(p^{old}_T \\Vert p^{new}_T)` averaged over positions whose *next* token is supervised."""
-    # logits at position i predict token i+1, so the supervised positions are labels[:, 1:] != -100
-    mask = labels[:, 1:] != -100
-    s = student_logits[:, :-1][mask] / temperature
-    t = teacher_logits[:, :-1][mask] / temperature
-    if s.numel() == 0:
+def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """:math:`T^2\\,\\mathrm{KL}(p^{old}_T \\Vert p^{new}_T)` averaged over the rows given: the logits at the
+    positions whose next token is supervised, ``(n_supervised, vocab)`` (:func:`cvitkit.lm_loss.answer_logits`)."""
+    if student_logits.numel() == 0:
         return student_logits.sum() * 0
+    s, t = student_logits / temperature, teacher_logits / temperature
     kl = F.kl_div(F.log_softmax(s, -1), F.log_softmax(t, -1), log_target=True, reduction="batchmean")
     return kl * temperature ** 2
 
@@ -67,19 +65,18 @@ class LwF(LoraFT):
             with torch.no_grad():
                 for n, t in self.teacher_state.items():
                     params[n].data.copy_(t)
-                logits = self.model(**{k: v for k, v in inputs.items() if k != "labels"}).logits
+                outputs = self.model(**{k: v for k, v in inputs.items() if k != "labels"})
         finally:
             with torch.no_grad():
                 for n, t in current.items():
                     params[n].data.copy_(t)
             self.model.train(was_training)
-        return logits
+        return answer_logits(outputs, inputs)
 
     def compute_loss(self, inputs, outputs, batch):
         loss, logs = super().compute_loss(inputs, outputs, batch)
         if self.teacher_state is not None:
-            kd = distillation_loss(outputs.logits, self._teacher_logits(inputs), inputs["labels"],
-                                   self.config.temperature)
+            kd = distillation_loss(answer_logits(outputs, inputs), self._teacher_logits(inputs), self.config.temperature)
             loss = loss + self.config.lwf_lambda * kd
             logs["lwf"] = kd.item()
         return loss, logs

@@ -28,10 +28,11 @@ from collections.abc import Sequence
 
 import torch
 
+from cvitkit.lm_loss import IGNORE_INDEX, forward_with_loss
+
 #: Router samples per task → router epochs in the release (``Train_dom/00_router_run.sh``).
 RELEASE_SHOT_EPOCHS: dict[int, int] = {10: 80, 20: 40, 30: 34, 50: 20, 100: 10}
 REFERENCE_SHOTS = 20
-IGNORE_INDEX = -100
 
 
 def router_epochs_for(shots: int, epochs_at_reference: float) -> float:
@@ -218,7 +219,7 @@ def fit_router(model, samples: list[dict], groups: list[dict], steps: int, batch
             order = torch.randperm(len(samples), generator=generator).tolist()
         chosen, order = order[:batch_size], order[batch_size:]
         batch = collate_router_samples([samples[i] for i in chosen], pad_id)
-        loss = model(**{k: v.to(device) for k, v in batch.items()}).loss
+        _, loss = forward_with_loss(model, {k: v.to(device) for k, v in batch.items()})
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
         optimizer.step()
