@@ -31,9 +31,11 @@ def base_key(profile: Profile, corpus_lines: list[str]) -> str:
     from cvitkit.data import load_suite
 
     suite = asdict(load_suite(profile.base.suite))
-    return config_hash({"model": asdict(profile.model), "base": asdict(profile.base),
-                        "image_size": profile.data.image_size, "corpus": config_hash({"c": corpus_lines}),
-                        "suite": config_hash(suite)})
+    key = {"model": asdict(profile.model), "base": asdict(profile.base), "image_size": profile.data.image_size,
+           "corpus": config_hash({"c": corpus_lines}), "suite": config_hash(suite)}
+    if profile.base.vision_suite:
+        key["vision_suite"] = config_hash(asdict(load_suite(profile.base.vision_suite)))
+    return config_hash(key)
 
 
 def base_dir_for(profile: Profile, corpus_lines: list[str]) -> Path:
@@ -72,13 +74,15 @@ def pretrain_base_model(profile: Profile, folder: Path, corpus_lines: list[str],
     records = [r for task in suite.tasks for r in data.train[task.name]]
     model, processor = build_tiny_llava(profile.model.preset, corpus=corpus_lines, seed=cfg.seed,
                                         image_size=profile.data.image_size)
+    vision_report = _pretrain_vision(profile, model, processor, log) if cfg.vision_suite else None
     model.train()
     generator = torch.Generator().manual_seed(cfg.seed)
     loader = DataLoader(RecordDataset(records, data.image_root), batch_size=cfg.batch_size, shuffle=True,
                         generator=generator, collate_fn=TrainCollator(processor))
     total = max(1, int(math.ceil(len(loader) * cfg.epochs)))
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+    trained = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    decay = [p for n, p in trained if p.ndim >= 2]
+    no_decay = [p for n, p in trained if p.ndim < 2]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                                    {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
     scheduler = build_scheduler(optimizer, "cosine", cfg.warmup_ratio, total)
@@ -92,7 +96,7 @@ def pretrain_base_model(profile: Profile, folder: Path, corpus_lines: list[str],
             inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "pixel_values", "labels")}
             _, loss = forward_with_loss(model, inputs)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            torch.nn.utils.clip_grad_norm_([p for _, p in trained], 1.0)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
@@ -116,10 +120,37 @@ def pretrain_base_model(profile: Profile, folder: Path, corpus_lines: list[str],
     atomic_write_json(folder / "base.json", {
         "config": asdict(cfg), "preset": profile.model.preset, "parameters": count_parameters(model),
         "samples": len(records), "steps": total, "train_seconds": round(train_seconds, 1), "loss_curve": curve,
-        "held_out": held_out, "provenance": provenance(seed=cfg.seed)})
+        "held_out": held_out, "vision_stage": vision_report, "provenance": provenance(seed=cfg.seed)})
     log(f"base model ready: {total} steps in {train_seconds:.0f} s; held-out " +
         ", ".join(f"{k} {v:.1f}" for k, v in held_out.items()))
     return folder
+
+
+def _pretrain_vision(profile: Profile, model, processor, log) -> dict:
+    """Stage 0: the vision tower learns every domain's concepts from captions, then is frozen."""
+    from dataclasses import replace
+
+    from cvitkit.data import build_suite, load_suite, load_suite_data
+    from cvitkit.data.dataset import load_image
+    from cvitkit.vision_pretrain import pretrain_vision_tower
+
+    cfg = profile.base
+    suite = load_suite(cfg.vision_suite)
+    data_cfg = replace(profile.data, train_per_task=cfg.vision_train_per_task, test_per_task=1)
+    data_root = work_dir(profile.name) / "data_vision"
+    build_suite(suite, data_cfg, data_root)
+    data = load_suite_data(suite, root=data_root)
+    records = [r for task in suite.tasks for r in data.train[task.name]]
+    images = [load_image(r, data.image_root, i, cfg.vision_suite) for i, r in enumerate(records)]
+    captions = [r["conversations"][-1]["value"] for r in records]
+    log(f"stage 0: vision tower on {len(images)} captioned images of {len(suite.tasks)} domains/kinds")
+    report = pretrain_vision_tower(model, processor, images, captions, epochs=cfg.vision_epochs, lr=cfg.vision_lr,
+                                   batch_size=cfg.vision_batch_size, seed=cfg.seed)
+    for p in model.model.vision_tower.parameters():
+        p.requires_grad_(False)  # as LLaVA keeps CLIP frozen: later stages cannot undo what it learned
+    log(f"stage 0 done: {report['steps']} steps in {report['train_seconds']:.0f} s, "
+        f"loss {report['loss_curve'][0]['loss']:.3f} -> {report['loss_curve'][-1]['loss']:.3f}")
+    return report
 
 
 def _score_held_out(model, processor, suite, data) -> dict[str, float]:

@@ -50,3 +50,10 @@ class BaseModelConfig:
     batch_size: int = option(32, help="Samples per step.")
     weight_decay: float = option(0.01, help="AdamW weight decay.")
     seed: int = option(0, help="Seed of initialisation and data order.")
+    vision_suite: str = option("", help="Suite whose captioned images pretrain the vision tower first (stage 0, "
+                                        "cvitkit/vision_pretrain.py); the tower then stays frozen. Empty: no stage 0, "
+                                        "the tower trains with the rest on the base suite.")
+    vision_train_per_task: int = option(800, help="Images per task of the vision suite.")
+    vision_epochs: float = option(4.0, help="Passes over the vision suite's images.")
+    vision_lr: float = option(1e-3, help="Peak AdamW learning rate of stage 0 (cosine with warm-up).")
+    vision_batch_size: int = option(64, help="Images per stage-0 step.")

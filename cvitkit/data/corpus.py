@@ -23,6 +23,11 @@ def _vocabulary(domains: list[str]) -> list[str]:
     return list(dict.fromkeys(words))
 
 
+#: Suites whose text no language model reads (the vision tower's stage-0 captions), kept out of the
+#: tokenizer corpus so that adding one does not change the vocabulary of every model.
+IMAGE_ONLY_SUITES = ("vision_pretrain",)
+
+
 def corpus(suites: list[str] | None = None, examples_per_task: int = 4) -> list[str]:
     """Every instruction template, prompt suffix, task description and answer word of ``suites``
     (default: all shipped suites), a few filled-in example prompts and answers per task (drawn at
@@ -30,7 +35,7 @@ def corpus(suites: list[str] | None = None, examples_per_task: int = 4) -> list[
     from cvitkit.data.build import question_text
     from cvitkit.data.synthetic import generate, sample_rng
 
-    names = suites if suites is not None else available_suites()
+    names = suites if suites is not None else [n for n in available_suites() if n not in IMAGE_ONLY_SUITES]
     loaded = [load_suite(n) for n in names]
     lines = template_lines()
     domains: list[str] = []
