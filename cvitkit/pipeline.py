@@ -44,11 +44,12 @@ def _single_job(profile: Profile) -> list[Job]:
     return [Job("all", {"profile": profile.name})]
 
 
+def _with_data_root(profile: Profile, params: dict) -> dict:
+    return {**params, "data_root": profile.data_root} if profile.data_root else params
+
+
 def _data_jobs(profile: Profile) -> list[Job]:
-    params = {"profile": profile.name}
-    if profile.data_root:
-        params["data_root"] = profile.data_root
-    return [Job("all", params)]
+    return [Job("all", _with_data_root(profile, {"profile": profile.name}))]
 
 
 def _base_jobs(profile: Profile) -> list[Job]:
@@ -67,7 +68,8 @@ def _train_jobs(profile: Profile) -> list[Job]:
 
 
 def _evaluate_jobs(profile: Profile) -> list[Job]:
-    return [Job(suite, {"profile": profile.name, "suite": suite}) for suite in _suite_plan(profile)]
+    # the data root too: the learnability table scores each task's majority answer on its records
+    return [Job(suite, _with_data_root(profile, {"profile": profile.name, "suite": suite})) for suite in _suite_plan(profile)]
 
 
 TABLE_NOTEBOOKS = {"strlora": "10_strlora_tables", "branchlora": "11_branchlora_tables",

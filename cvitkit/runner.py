@@ -85,8 +85,7 @@ def merge_experiences(experiences):
 def run_method(profile: str | Profile, suite: str, method: str, overrides: dict | None = None, variant: str = "",
                stream_length: int | None = None, force: bool = False, log=print) -> RunResult:
     """Train and evaluate ``method`` on ``suite`` for ``profile``; resumable, see the module docstring."""
-    from cvitkit.data import build_suite, corpus, load_suite, load_suite_data
-    from cvitkit.data.build import data_folder
+    from cvitkit.data import corpus, load_profile_suite_data, load_suite
     from cvitkit.methods.base import build_method
     from cvitkit.train import ContinualTrainer, experience_seed, seed_everything
 
@@ -112,12 +111,7 @@ def run_method(profile: str | Profile, suite: str, method: str, overrides: dict 
     run_dir = work_dir(profile.name) / "runs" / run_name(suite, method, variant, stream_length)
     _start_or_resume(run_dir, config, force, log)
 
-    if profile.data_root:
-        suite_data = load_suite_data(suite_spec, data_root=profile.data_root, instructions=profile.data.instructions)
-    else:
-        data_root = data_folder(work_dir(profile.name) / "data", profile.data)
-        build_suite(suite_spec, profile.data, data_root)
-        suite_data = load_suite_data(suite_spec, root=data_root)
+    suite_data = load_profile_suite_data(profile, suite_spec, build=True)
     model, processor = load_base(profile, corpus=corpus())
     # Adapter initialisation draws from the global RNG; a loaded checkpoint does not reseed it, so
     # without this the weights would depend on what the process ran before (run order, pretraining).

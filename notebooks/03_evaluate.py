@@ -32,6 +32,7 @@
 profile = "smoke"      # smoke | mini | full
 suite = "mllmcl_dcl"   # which suite's runs to show
 results_dir = ""       # empty means results/<profile>
+data_root = ""         # full profile: root of the real benchmark files (for the chance levels)
 
 # %% [markdown]
 # ## The runs of the suite
@@ -72,6 +73,38 @@ if not metrics.empty:
     metrics.round(2).to_csv(tables / f"{suite}_metrics.csv")
     (tables / f"{suite}_metrics.md").write_text(metrics.round(2).to_markdown() + "\n")
 metrics.round(2)
+
+# %% [markdown]
+# ## Is each task learned at all?
+# Forgetting only means something for a task that was learned first. Chance here is the
+# **majority-answer baseline**: every test question answered with the most frequent training answer,
+# scored by the task's own scorer (a VizWiz-like task that is 34 % "unanswerable" has chance 34, not
+# 1/#answers). A task counts as learned when LoRA-FT's score right after training on it, $R_{t,t}$, is at
+# least 10 points above chance (two standard errors at 100 test samples). Streams mix tasks in every
+# chunk, so they have no per-task fine-tune score and are skipped.
+
+# %%
+from cvitkit.data import load_profile_suite_data, load_suite
+from cvitkit.errors import CvitkitError
+from cvitkit.profiles import load_profile
+from cvitkit.report.learnability import LEARNED_MARGIN, learnability_table
+
+spec = load_suite(suite)
+learnability = pd.DataFrame()
+if spec.protocol != "task_incremental":
+    print(f"{suite} is a stream: no per-task fine-tune score.")
+else:
+    try:
+        data = load_profile_suite_data(load_profile(profile, data_root=data_root), spec)
+    except (CvitkitError, FileNotFoundError) as exc:
+        print(f"no records to compute chance levels from ({exc}); run notebook 01 first.")
+    else:
+        learnability = learnability_table(spec, data.train, data.test, {r: store[r].matrix for r in run_ids})
+        learnability.to_csv(tables / f"{suite}_learnability.csv")
+        (tables / f"{suite}_learnability.md").write_text(learnability.to_markdown() + "\n")
+        learned = int((learnability["learned"] == "yes").sum())
+        print(f"{learned} of {len(learnability)} tasks learned (LoRA-FT R_tt >= chance + {LEARNED_MARGIN:g})")
+learnability
 
 # %% [markdown]
 # ## Accuracy matrices as heatmaps

@@ -127,14 +127,22 @@ def test_train_notebook_writes_a_lower_triangular_matrix_and_metrics(trained):
     assert _no_errors(trained / "02.ipynb")
 
 
-def test_evaluate_notebook_tabulates_the_trained_run(trained, tmp_path):
+def test_evaluate_notebook_tabulates_the_trained_run(trained, tmp_path, monkeypatch):
     import pandas as pd
 
     from cvitkit.notebooks import execute_notebook
 
     results = trained / "results" / "smoke"
+    monkeypatch.setenv("CVITKIT_WORK", str(trained / "work"))  # the run's records give the chance levels
     execute_notebook("03_evaluate", tmp_path / "03.ipynb",
                      {"profile": "smoke", "suite": "mllmcl_acl", "results_dir": str(results)})
+    learn = pd.read_csv(results / "tables" / "mllmcl_acl_learnability.csv", index_col=0)
+    matrix = pd.read_csv(results / "runs" / "mllmcl_acl" / "lora_ft" / "matrix.csv", index_col=0)
+    assert list(learn.index) == ACL_TASKS
+    for task in ACL_TASKS:
+        assert learn.loc[task, "LoRA-FT R_tt"] == pytest.approx(matrix.loc[task, task])
+        assert 0 <= learn.loc[task, "chance"] <= 100
+        assert learn.loc[task, "learned"] == ("yes" if matrix.loc[task, task] - learn.loc[task, "chance"] >= 10 else "no")
     table = pd.read_csv(results / "tables" / "mllmcl_acl_metrics.csv", index_col=0)
     metrics = json.loads((results / "runs" / "mllmcl_acl" / "lora_ft" / "metrics.json").read_text())
     assert table.loc["mllmcl_acl/lora_ft", "MFN"] == pytest.approx(metrics["MFN"], abs=0.01)

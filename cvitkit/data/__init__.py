@@ -29,7 +29,7 @@ _EXPORTS = {
     "validate_train_records": "validation", "validate_eval_records": "validation",
     "plan_stream": "stream_plan", "stream_properties": "stream_plan",
     "build_suite": "build", "build_suites": "build", "is_built": "build",
-    "SuiteData": "loading", "load_suite_data": "loading",
+    "SuiteData": "loading", "load_suite_data": "loading", "load_profile_suite_data": "loading",
     "Experience": "streams", "task_stream": "streams", "chunk_stream": "streams",
     "RecordDataset": "dataset", "load_image": "dataset",
     "TrainCollator": "collate", "EvalCollator": "collate", "IGNORE_INDEX": "collate",

@@ -114,3 +114,19 @@ def load_suite_data(suite: str | Suite, root: str | Path | None = None, data_roo
 
         root = work_dir(profile or "mini") / "data"
     return load_synthetic(suite, Path(root) / suite.name, check_images, tasks, streams)
+
+
+def load_profile_suite_data(profile, suite: str | Suite, build: bool = False) -> SuiteData:
+    """The records of ``suite`` for ``profile`` (a :class:`~cvitkit.profiles.Profile`): the real files under
+    its ``data_root`` when it has one, else the synthetic build in its work folder (written first when
+    ``build``; without it a missing build raises the loader's error, which says how to build it)."""
+    from cvitkit.data.build import build_suite, data_folder
+    from cvitkit.provenance import work_dir
+
+    suite = load_suite(suite) if isinstance(suite, str) else suite
+    if profile.data_root:
+        return load_suite_data(suite, data_root=profile.data_root, instructions=profile.data.instructions)
+    root = data_folder(work_dir(profile.name) / "data", profile.data)
+    if build:
+        build_suite(suite, profile.data, root)
+    return load_suite_data(suite, root=root)

@@ -1,0 +1,71 @@
+"""Chance level (majority-answer baseline) and the learnability table, on hand-made records and matrices."""
+
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+
+from cvitkit.errors import DataError
+from cvitkit.eval.chance import chance_score, majority_answer
+from cvitkit.report.learnability import diagonal, learnability_table
+
+
+def _train(*answers):
+    return [{"id": str(i), "conversations": [{"from": "human", "value": "<image>\nQ?"}, {"from": "gpt", "value": a}]}
+            for i, a in enumerate(answers)]
+
+
+def _test(*answers):
+    return [{"question_id": str(i), "text": "Q?", "answer": a} for i, a in enumerate(answers)]
+
+
+def _task(name, scorer="exact_match"):
+    return SimpleNamespace(name=name, scorer=scorer, scorer_params={})
+
+
+def test_majority_answer_counts_the_last_assistant_turn_and_breaks_ties_by_first_seen():
+    assert majority_answer(_train("cat", "dog", "dog", "cat ", "bird")) in ("cat",)  # 'cat ' strips to 'cat'
+    assert majority_answer(_train("b", "a", "a", "b")) == "b"
+
+
+def test_majority_answer_names_the_record_without_an_answer():
+    records = _train("a") + [{"id": "x7", "conversations": [{"from": "human", "value": "Q?"}]}]
+    with pytest.raises(DataError, match=r"record 1 \(id 'x7'\).*'gpt'"):
+        majority_answer(records, "task T")
+    with pytest.raises(DataError, match="no training records"):
+        majority_answer([], "task T")
+
+
+def test_chance_is_the_majority_answer_scored_by_the_tasks_scorer():
+    # "unanswerable" is the prior: right on 2 of 5 test questions -> 40
+    train = _train("unanswerable", "red", "unanswerable", "blue")
+    assert chance_score(_task("VizWiz"), train, _test("unanswerable", "red", "unanswerable", "blue", "red")) == 40.0
+    # boxes go through the IoU scorer: the majority box overlaps the first test box fully, the second not at all
+    boxes = _train("[0.1, 0.1, 0.5, 0.5]", "[0.1, 0.1, 0.5, 0.5]", "[0.6, 0.6, 0.9, 0.9]")
+    assert chance_score(_task("Grounding", "iou"), boxes,
+                        _test("[0.1, 0.1, 0.5, 0.5]", "[0.6, 0.6, 0.9, 0.9]")) == 50.0
+
+
+def test_diagonal_reads_r_tt_or_the_single_joint_row():
+    seq = pd.DataFrame({"A": [60.0, 20.0], "B": [None, 70.0]}, index=["A", "B"])
+    assert diagonal(seq, "A") == 60.0 and diagonal(seq, "B") == 70.0
+    joint = pd.DataFrame({"A": [80.0], "B": [75.0]}, index=["chunk_001"])
+    assert diagonal(joint, "B") == 75.0
+    assert diagonal(seq, "C") is None
+
+
+def test_table_flags_tasks_learned_by_lora_ft_against_chance():
+    suite = SimpleNamespace(tasks=[_task("A"), _task("B")])
+    train = {"A": _train("x", "x", "y"), "B": _train("p", "q", "q")}
+    test = {"A": _test("x", "y", "y", "y"), "B": _test("q", "q", "p", "p")}  # chance: A 25, B 50
+    runs = {"s/lora_ft": pd.DataFrame({"A": [60.0, 10.0], "B": [None, 55.0]}, index=["A", "B"]),
+            "s/multitask": pd.DataFrame({"A": [70.0], "B": [65.0]}, index=["chunk_001"]),
+            "s/moelora": pd.DataFrame({"A": [40.0, 5.0], "B": [None, 80.0]}, index=["A", "B"]),
+            "s/zero_shot": pd.DataFrame({"A": [99.0], "B": [99.0]}, index=["initial"])}
+    table = learnability_table(suite, train, test, runs)
+    assert table.loc["A", "chance"] == 25.0 and table.loc["B", "chance"] == 50.0
+    assert table.loc["A", "LoRA-FT - chance"] == 35.0 and table.loc["A", "learned"] == "yes"
+    assert table.loc["B", "LoRA-FT - chance"] == 5.0 and table.loc["B", "learned"] == "no"
+    assert table.loc["A", "multitask"] == 70.0
+    # zero-shot is not a fine-tune score, so its 99 never counts as the best run
+    assert table.loc["A", "best run"] == "multitask" and table.loc["B", "best run"] == "moelora"
