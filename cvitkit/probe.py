@@ -1,0 +1,156 @@
+"""Single-task learnability probe: can the model learn this task alone, and in how many epochs?
+
+The learnability table of ``03_evaluate`` says which tasks LoRA-FT fails to lift above chance inside a
+continual run. This probe separates *cannot learn* from *had too few steps*: for each task it starts
+from the profile's base model, trains one fresh adapter of ``method`` (LoRA-FT by default, the
+method's profile preset otherwise unchanged) on that task alone for each number of epochs asked
+for, and scores it on the task's test set next to the task's chance level
+(:func:`cvitkit.eval.chance.chance_score`).
+
+Each (task, epochs) probe is an ordinary resumable run folder under
+``<work>/<profile>/probes/<suite>/<preset>/<task>__<method>__e<epochs>`` (predictions included), so an
+interrupted probe continues where it stopped and a finished one is read back instead of retrained.
+The table goes to ``results/<profile>/tables/<suite>_probe.{csv,md}``::
+
+    python -m cvitkit.probe --profile mini --suite coin --tasks ImageNet Grounding --epochs 1 3
+    python -m cvitkit.probe --profile mini --suite coin --tasks Grounding --epochs 3 --preset tiny-20m
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict, replace
+
+import pandas as pd
+
+from cvitkit.errors import ConfigError, CvitkitError
+from cvitkit.profiles import Profile, available_profiles, load_profile
+from cvitkit.provenance import atomic_write_json, provenance, work_dir
+
+
+def _probe_dir(profile: Profile, suite: str, task: str, method: str, epochs: float):
+    return work_dir(profile.name) / "probes" / suite / profile.model.preset / f"{task}__{method}__e{epochs:g}"
+
+
+def probe_task(profile: Profile, suite_data, task: str, epochs: float, method: str = "lora_ft",
+               log=print) -> dict:
+    """Train ``method`` on ``task`` alone for ``epochs`` from the base model; its test score and cost."""
+    from cvitkit.data import corpus
+    from cvitkit.methods.base import build_method
+    from cvitkit.runner import SETUP_SEED_INDEX, _start_or_resume, experiences_for, load_base, method_preset
+    from cvitkit.train import ContinualTrainer, experience_seed, seed_everything
+
+    suite = suite_data.suite
+    spec = {t.name: t for t in suite.tasks}[task]
+    method_obj = build_method(method, method_preset(profile), {"epochs": epochs}, suite=suite,
+                              seed=profile.train.seed)
+    run_dir = _probe_dir(profile, suite.name, task, method, epochs)
+    config = {"profile": profile.name, "suite": suite.name, "task": task, "method": method,
+              "method_config": method_obj.config.to_dict(), "train": asdict(profile.train),
+              "model": asdict(profile.model), "data": asdict(profile.data)}
+    if profile.model.source == "base":  # a re-pretrained base model must not resume old probes
+        from cvitkit.base_model import base_key
+
+        config["base_model"] = base_key(profile, corpus())
+    _start_or_resume(run_dir, config, False, log)
+    model, processor = load_base(profile, corpus=corpus())
+    seed_everything(experience_seed(profile.train.seed, SETUP_SEED_INDEX))
+    method_obj.setup(model, processor)
+    experience = next(e for e in experiences_for(suite_data, None, False) if e.task_name == task)
+    experience = replace(experience, index=0, is_first=True, is_last=True)
+    trainer = ContinualTrainer(method_obj, processor, {task: spec}, {task: suite_data.test[task]},
+                               suite_data.image_root, run_dir, profile.train, protocol=suite.protocol, log=log)
+    stage = trainer.run([experience])[-1]
+    return {"score": stage.scores[task]["score"], "steps": stage.log.get("optimizer_steps"),
+            "train_seconds": round(stage.log.get("train_seconds", float("nan")), 1)}
+
+
+def probe_suite(profile: str | Profile, suite: str, tasks: list[str] | None = None,
+                epochs: list[float] = (1.0,), method: str = "lora_ft", log=print) -> pd.DataFrame:
+    """Probe every task of ``tasks`` (default: all of ``suite``) at every value of ``epochs``.
+
+    Returns one row per (task, epochs): chance, score, score - chance, optimizer steps and training
+    seconds (as recorded when the probe trained), and merges it into
+    ``results/<profile>/tables/<suite>_probe.{csv,md}`` (rows of other tasks, epochs or methods are kept).
+    """
+    from cvitkit.data import load_profile_suite_data, load_suite
+    from cvitkit.eval.chance import chance_score
+
+    profile = load_profile(profile) if isinstance(profile, str) else profile
+    spec = load_suite(suite)
+    if spec.protocol != "task_incremental":
+        raise ConfigError(f"suite {suite!r} is a stream: the probe trains one task at a time, so it needs a "
+                          "task-incremental suite (e.g. coin, mllmcl_dcl, mllmcl_acl, ucit).")
+    known = [t.name for t in spec.tasks]
+    unknown = sorted(set(tasks or ()) - set(known))
+    if unknown:
+        raise ConfigError(f"suite {suite!r} has no task(s) {unknown}; its tasks are {known}.")
+    if not epochs or any(e <= 0 for e in epochs):
+        raise ConfigError(f"epochs must be positive numbers, got {list(epochs)}.")
+    suite_data = load_profile_suite_data(profile, spec, build=True)
+    specs = {t.name: t for t in suite_data.suite.tasks}
+    rows = []
+    for task in tasks or known:
+        chance = chance_score(specs[task], suite_data.train[task], suite_data.test[task])
+        for n in epochs:
+            log(f"[probe] {suite}/{task}: {method}, {n:g} epoch(s)")
+            result = probe_task(profile, suite_data, task, n, method, log=log)
+            rows.append({"task": task, "scorer": specs[task].scorer, "model": profile.model.preset,
+                         "method": method, "epochs": n,
+                         "chance": round(chance, 1), "score": round(result["score"], 1),
+                         "score - chance": round(result["score"] - chance, 1),
+                         "steps": result["steps"], "train seconds": result["train_seconds"]})
+    table = pd.DataFrame(rows)
+    path = profile.results_dir / "tables" / f"{suite}_probe.csv"
+    _merge_into(path, table, task_order=known)
+    # each call's provenance, appended: rows of one table may come from several calls
+    sidecar = path.with_suffix(".json")
+    calls = json.loads(sidecar.read_text())["calls"] if sidecar.exists() else []
+    calls.append(provenance(profile=profile.name, suite=suite, method=method, tasks=list(tasks or known),
+                            epochs=list(epochs)))
+    atomic_write_json(sidecar, {"calls": calls})
+    return table
+
+
+def _merge_into(path, table: pd.DataFrame, task_order: list[str]) -> None:
+    """Add ``table``'s rows to the CSV at ``path`` (and its Markdown twin), replacing same-key rows."""
+    key = ["task", "model", "method", "epochs"]
+    if path.exists():
+        old = pd.read_csv(path)
+        old = old[~old.set_index(key).index.isin(table.set_index(key).index)]
+        table = pd.concat([old, table], ignore_index=True)
+    order = table["task"].map({t: i for i, t in enumerate(task_order)})
+    table = table.assign(_order=order).sort_values(["_order", "model", "method", "epochs"]).drop(columns="_order")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(path, index=False)
+    path.with_suffix(".md").write_text(table.to_markdown(index=False) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cvitkit.probe", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", default="mini", choices=available_profiles())
+    parser.add_argument("--suite", required=True, help="a task-incremental suite (coin, mllmcl_dcl, ...)")
+    parser.add_argument("--tasks", nargs="+", help="tasks to probe (default: every task of the suite)")
+    parser.add_argument("--epochs", nargs="+", type=float, default=[1.0], help="epoch counts to try")
+    parser.add_argument("--method", default="lora_ft", help="method trained on each task alone")
+    parser.add_argument("--preset", help="another tiny model preset (e.g. tiny-20m: its own base model is "
+                                         "pretrained first on the mini profile)")
+    parser.add_argument("--data-root", help="real benchmark files (full profile)")
+    args = parser.parse_args(argv)
+    try:
+        profile = load_profile(args.profile, data_root=args.data_root)
+        if args.preset:
+            profile = replace(profile, model=replace(profile.model, preset=args.preset))
+        table = probe_suite(profile, args.suite, args.tasks, args.epochs, args.method)
+    except CvitkitError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(table.to_markdown(index=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
