@@ -109,10 +109,14 @@ def run_method(profile: str | Profile, suite: str, method: str, overrides: dict 
 
         config["base_model"] = base_key(profile, corpus())
     run_dir = work_dir(profile.name) / "runs" / run_name(suite, method, variant, stream_length)
-    _start_or_resume(run_dir, config, force, log)
-
-    suite_data = load_profile_suite_data(profile, suite_spec, build=True)
-    model, processor = load_base(profile, corpus=corpus())
+    state = process_state()
+    # Under `accelerate launch` the main process resets the run folder, builds the data and pretrains the
+    # base model; the others then read what it wrote instead of racing it.
+    with state.main_process_first():
+        if state.is_main_process:
+            _start_or_resume(run_dir, config, force, log)
+        suite_data = load_profile_suite_data(profile, suite_spec, build=True)
+        model, processor = load_base(profile, corpus=corpus())
     # Adapter initialisation draws from the global RNG; a loaded checkpoint does not reseed it, so
     # without this the weights would depend on what the process ran before (run order, pretraining).
     seed_everything(experience_seed(profile.train.seed, SETUP_SEED_INDEX))
@@ -123,9 +127,19 @@ def run_method(profile: str | Profile, suite: str, method: str, overrides: dict 
                                profile.train, protocol=suite_spec.protocol, log=log)
     t0 = time.time()
     stages = trainer.run(experiences)
-    result = summarise_run(run_dir, list(tasks), suite_spec, stages, method_obj, wall_seconds=time.time() - t0)
-    export_summary(run_dir, profile.results_dir / "runs" / run_name(suite, method, variant, stream_length))
-    return result
+    if state.is_main_process:
+        result = summarise_run(run_dir, list(tasks), suite_spec, stages, method_obj, wall_seconds=time.time() - t0)
+        export_summary(run_dir, profile.results_dir / "runs" / run_name(suite, method, variant, stream_length))
+    state.wait_for_everyone()
+    return result if state.is_main_process else load_run(run_dir)
+
+
+def process_state():
+    """accelerate's view of the processes: one (a plain run) or several (``accelerate launch``)."""
+    import torch
+    from accelerate import PartialState
+
+    return PartialState(cpu=not torch.cuda.is_available())
 
 
 def run_named(profile: str | Profile, suite: str, run_id: str, stream_length: int | None = None,
@@ -250,3 +264,43 @@ def load_run(run_dir: str | Path) -> RunResult:
     matrix = pd.read_csv(run_dir / "matrix.csv", index_col=0)
     return RunResult(run_dir, matrix, json.loads((run_dir / "metrics.json").read_text()),
                      json.loads((run_dir / "summary.json").read_text()))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """One run from the command line; under ``accelerate launch`` it trains data-parallel over processes."""
+    import argparse
+    import sys
+
+    from cvitkit.errors import CvitkitError
+    from cvitkit.profiles import available_profiles
+
+    parser = argparse.ArgumentParser(
+        prog="python -m cvitkit.runner",
+        description="Train and evaluate one run id on one suite (resumable). Several processes or GPUs: "
+                    "accelerate launch --multi_gpu --num_processes 2 -m cvitkit.runner --suite coin --run lora_ft "
+                    "(on a CPU-only machine the same command runs 2 CPU processes over gloo)")
+    parser.add_argument("--profile", default="mini", choices=available_profiles())
+    parser.add_argument("--suite", required=True, help="suite name (coin, mllmcl_dcl, mllmcl_acl, strcvit, ucit, ...)")
+    parser.add_argument("--run", required=True, help="run id: a method or method__variant (configs/methods/)")
+    parser.add_argument("--stream-length", type=int, help="chunks of a stream suite (default: its longest)")
+    parser.add_argument("--quantization", default="", choices=["", "none", "8bit", "4bit"],
+                        help="override the profile's quantization (4bit = QLoRA)")
+    parser.add_argument("--data-root", help="real benchmark files (full profile)")
+    parser.add_argument("--model", help="local Hugging Face-format model folder (full profile)")
+    parser.add_argument("--force", action="store_true", help="start the run afresh instead of resuming")
+    args = parser.parse_args(argv)
+    overrides = {k: v for k, v in (("data_root", args.data_root), ("model_path", args.model)) if v}
+    try:
+        result = run_named(load_profile(args.profile, **overrides), args.suite, args.run, args.stream_length,
+                           args.quantization, args.force)
+    except CvitkitError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if process_state().is_main_process:
+        print(result.matrix.round(1).to_string())
+        print(json.dumps({k: v for k, v in result.metrics.items() if not isinstance(v, (list, dict))}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

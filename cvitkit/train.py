@@ -156,7 +156,9 @@ class ContinualTrainer:
         loader = DataLoader(RecordDataset(records, self.image_root), batch_size=cfg.batch_size, shuffle=True,
                             generator=generator, drop_last=False,
                             collate_fn=TrainCollator(self.processor, system_prompt=cfg.system_prompt))
-        micro_steps = max(1, int(round(len(loader) * method.config.epochs)))
+        # Under several processes each sees its shard of the batches (accelerate's even_batches split).
+        per_process = math.ceil(len(loader) / self.accelerator.num_processes)
+        micro_steps = max(1, int(round(per_process * method.config.epochs)))
         total_steps = max(1, math.ceil(micro_steps / cfg.grad_accum))
         groups = method.param_groups()
         if not groups:
@@ -233,9 +235,9 @@ class ContinualTrainer:
 
         if offset and 0 not in finished:
             seed_everything(experience_seed(cfg.seed, -1))
-            results = self.evaluate(self._eval_tasks(list(self.tasks)) if method.trains else list(self.tasks),
-                                    "initial")
-            records.append(self._write_stage(0, "initial", results, {"trained": False}))
+            records.append(self._finish_stage(
+                0, "initial", self._eval_tasks(list(self.tasks)) if method.trains else list(self.tasks),
+                {"trained": False}))
         if not method.trains:
             return records
 
@@ -251,11 +253,18 @@ class ContinualTrainer:
             seen.extend(t for t in experience_tasks(experience) if t not in seen)
             train_log.update(count_adapter_parameters(method.model), wall_seconds=time.time() - t0)
             name = experience_name(experience)
-            results = self.evaluate(self._eval_tasks(seen), name)
-            records.append(self._write_stage(index, name, results, train_log))
+            records.append(self._finish_stage(index, name, self._eval_tasks(seen), train_log))
             self.log(f"[{name}] loss {train_log['loss_first']:.3f}→{train_log['loss_last']:.3f}; "
-                     + ", ".join(f"{k} {v.score:.1f}" for k, v in results.items()))
+                     + ", ".join(f"{k} {v['score']:.1f}" for k, v in records[-1].scores.items()))
         return records
+
+    def _finish_stage(self, index: int, name: str, tasks: list[str], log: dict) -> StageRecord:
+        """Evaluate and write the stage in the main process; the others (``accelerate launch``) wait and read it."""
+        acc = self.accelerator
+        if acc.is_main_process:
+            record = self._write_stage(index, name, self.evaluate(tasks, name), log)
+        acc.wait_for_everyone()
+        return record if acc.is_main_process else self.load_stage(index)
 
     def _write_stage(self, index: int, name: str, results: dict[str, TaskEvaluation], log: dict) -> StageRecord:
         """Write everything of a stage to a temporary folder, then rename it into place (atomic)."""
