@@ -7,13 +7,18 @@ method's profile preset otherwise unchanged) on that task alone for each number 
 for, and scores it on the task's test set next to the task's chance level
 (:func:`cvitkit.eval.chance.chance_score`).
 
+Three knobs answer *what would it take*: more steps (``--epochs``), a larger model (``--preset``) and
+more training data (``--train-per-task``: a larger synthetic training set of the same generator, built
+in its own folder; the test set is unchanged, samples being drawn per index).
+
 Each (task, epochs) probe is an ordinary resumable run folder under
-``<work>/<profile>/probes/<suite>/<preset>/<task>__<method>__e<epochs>`` (predictions included), so an
-interrupted probe continues where it stopped and a finished one is read back instead of retrained.
-The table goes to ``results/<profile>/tables/<suite>_probe.{csv,md}``::
+``<work>/<profile>/probes/<suite>/<preset>/<task>__<method>__e<epochs>[__n<samples>]`` (predictions
+included), so an interrupted probe continues where it stopped and a finished one is read back instead
+of retrained. The table goes to ``results/<profile>/tables/<suite>_probe.{csv,md}``::
 
     python -m cvitkit.probe --profile mini --suite coin --tasks ImageNet Grounding --epochs 1 3
     python -m cvitkit.probe --profile mini --suite coin --tasks Grounding --epochs 3 --preset tiny-20m
+    python -m cvitkit.probe --profile mini --suite coin --tasks Grounding --train-per-task 4000
 """
 
 from __future__ import annotations
@@ -30,12 +35,27 @@ from cvitkit.profiles import Profile, available_profiles, load_profile
 from cvitkit.provenance import atomic_write_json, provenance, work_dir
 
 
-def _probe_dir(profile: Profile, suite: str, task: str, method: str, epochs: float):
-    return work_dir(profile.name) / "probes" / suite / profile.model.preset / f"{task}__{method}__e{epochs:g}"
+def _probe_dir(profile: Profile, suite: str, task: str, method: str, epochs: float, train_per_task: int | None):
+    name = f"{task}__{method}__e{epochs:g}" + (f"__n{train_per_task}" if train_per_task else "")
+    return work_dir(profile.name) / "probes" / suite / profile.model.preset / name
+
+
+def _probe_data(profile: Profile, spec, train_per_task: int | None):
+    """The suite's data; with ``train_per_task``, a larger synthetic build in a folder of its own."""
+    from cvitkit.data import load_profile_suite_data, load_suite_data
+    from cvitkit.data.build import build_suite
+
+    if not train_per_task:
+        return load_profile_suite_data(profile, spec, build=True)
+    if profile.data_root:
+        raise ConfigError("--train-per-task resizes the synthetic data; it cannot be used with --data-root.")
+    root = work_dir(profile.name) / "probes" / f"data_n{train_per_task}"
+    build_suite(spec, replace(profile.data, train_per_task=train_per_task), root)
+    return load_suite_data(spec, root=root)
 
 
 def probe_task(profile: Profile, suite_data, task: str, epochs: float, method: str = "lora_ft",
-               log=print) -> dict:
+               log=print, train_per_task: int | None = None) -> dict:
     """Train ``method`` on ``task`` alone for ``epochs`` from the base model; its test score and cost."""
     from cvitkit.data import corpus
     from cvitkit.methods.base import build_method
@@ -46,10 +66,13 @@ def probe_task(profile: Profile, suite_data, task: str, epochs: float, method: s
     spec = {t.name: t for t in suite.tasks}[task]
     method_obj = build_method(method, method_preset(profile), {"epochs": epochs}, suite=suite,
                               seed=profile.train.seed)
-    run_dir = _probe_dir(profile, suite.name, task, method, epochs)
+    run_dir = _probe_dir(profile, suite.name, task, method, epochs, train_per_task)
+    data = asdict(profile.data)
+    if train_per_task:
+        data["train_per_task"] = train_per_task
     config = {"profile": profile.name, "suite": suite.name, "task": task, "method": method,
               "method_config": method_obj.config.to_dict(), "train": asdict(profile.train),
-              "model": asdict(profile.model), "data": asdict(profile.data)}
+              "model": asdict(profile.model), "data": data}
     if profile.model.source == "base":  # a re-pretrained base model must not resume old probes
         from cvitkit.base_model import base_key
 
@@ -68,14 +91,17 @@ def probe_task(profile: Profile, suite_data, task: str, epochs: float, method: s
 
 
 def probe_suite(profile: str | Profile, suite: str, tasks: list[str] | None = None,
-                epochs: list[float] = (1.0,), method: str = "lora_ft", log=print) -> pd.DataFrame:
+                epochs: list[float] = (1.0,), method: str = "lora_ft", log=print,
+                train_per_task: int | None = None) -> pd.DataFrame:
     """Probe every task of ``tasks`` (default: all of ``suite``) at every value of ``epochs``.
 
-    Returns one row per (task, epochs): chance, score, score - chance, optimizer steps and training
-    seconds (as recorded when the probe trained), and merges it into
-    ``results/<profile>/tables/<suite>_probe.{csv,md}`` (rows of other tasks, epochs or methods are kept).
+    ``train_per_task`` trains on a larger (or smaller) synthetic training set than the profile's.
+    Returns one row per (task, epochs): training samples, chance, score, score - chance, optimizer
+    steps and training seconds (as recorded when the probe trained), and merges it into
+    ``results/<profile>/tables/<suite>_probe.{csv,md}`` (rows of other tasks, epochs, sizes or methods
+    are kept).
     """
-    from cvitkit.data import load_profile_suite_data, load_suite
+    from cvitkit.data import load_suite
     from cvitkit.eval.chance import chance_score
 
     profile = load_profile(profile) if isinstance(profile, str) else profile
@@ -89,16 +115,18 @@ def probe_suite(profile: str | Profile, suite: str, tasks: list[str] | None = No
         raise ConfigError(f"suite {suite!r} has no task(s) {unknown}; its tasks are {known}.")
     if not epochs or any(e <= 0 for e in epochs):
         raise ConfigError(f"epochs must be positive numbers, got {list(epochs)}.")
-    suite_data = load_profile_suite_data(profile, spec, build=True)
+    if train_per_task is not None and train_per_task <= 0:
+        raise ConfigError(f"train_per_task must be a positive number of samples, got {train_per_task}.")
+    suite_data = _probe_data(profile, spec, train_per_task)
     specs = {t.name: t for t in suite_data.suite.tasks}
     rows = []
     for task in tasks or known:
         chance = chance_score(specs[task], suite_data.train[task], suite_data.test[task])
         for n in epochs:
             log(f"[probe] {suite}/{task}: {method}, {n:g} epoch(s)")
-            result = probe_task(profile, suite_data, task, n, method, log=log)
+            result = probe_task(profile, suite_data, task, n, method, log=log, train_per_task=train_per_task)
             rows.append({"task": task, "scorer": specs[task].scorer, "model": profile.model.preset,
-                         "method": method, "epochs": n,
+                         "method": method, "epochs": n, "train samples": len(suite_data.train[task]),
                          "chance": round(chance, 1), "score": round(result["score"], 1),
                          "score - chance": round(result["score"] - chance, 1),
                          "steps": result["steps"], "train seconds": result["train_seconds"]})
@@ -109,20 +137,20 @@ def probe_suite(profile: str | Profile, suite: str, tasks: list[str] | None = No
     sidecar = path.with_suffix(".json")
     calls = json.loads(sidecar.read_text())["calls"] if sidecar.exists() else []
     calls.append(provenance(profile=profile.name, suite=suite, method=method, tasks=list(tasks or known),
-                            epochs=list(epochs)))
+                            epochs=list(epochs), train_per_task=train_per_task))
     atomic_write_json(sidecar, {"calls": calls})
     return table
 
 
 def _merge_into(path, table: pd.DataFrame, task_order: list[str]) -> None:
     """Add ``table``'s rows to the CSV at ``path`` (and its Markdown twin), replacing same-key rows."""
-    key = ["task", "model", "method", "epochs"]
+    key = ["task", "model", "method", "epochs", "train samples"]
     if path.exists():
         old = pd.read_csv(path)
         old = old[~old.set_index(key).index.isin(table.set_index(key).index)]
         table = pd.concat([old, table], ignore_index=True)
     order = table["task"].map({t: i for i, t in enumerate(task_order)})
-    table = table.assign(_order=order).sort_values(["_order", "model", "method", "epochs"]).drop(columns="_order")
+    table = table.assign(_order=order).sort_values(["_order", "model", "method", "train samples", "epochs"]).drop(columns="_order")
     path.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(path, index=False)
     path.with_suffix(".md").write_text(table.to_markdown(index=False) + "\n")
@@ -138,13 +166,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--method", default="lora_ft", help="method trained on each task alone")
     parser.add_argument("--preset", help="another tiny model preset (e.g. tiny-20m: its own base model is "
                                          "pretrained first on the mini profile)")
+    parser.add_argument("--train-per-task", type=int,
+                        help="training samples per task (default: the profile's); a larger synthetic set "
+                             "is built in its own folder")
     parser.add_argument("--data-root", help="real benchmark files (full profile)")
     args = parser.parse_args(argv)
     try:
         profile = load_profile(args.profile, data_root=args.data_root)
         if args.preset:
             profile = replace(profile, model=replace(profile.model, preset=args.preset))
-        table = probe_suite(profile, args.suite, args.tasks, args.epochs, args.method)
+        table = probe_suite(profile, args.suite, args.tasks, args.epochs, args.method,
+                            train_per_task=args.train_per_task)
     except CvitkitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

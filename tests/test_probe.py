@@ -41,3 +41,25 @@ def test_probe_trains_each_task_alone_scores_it_and_reads_finished_probes_back(m
 def test_probe_rejects_bad_requests_with_the_fix(micro_smoke_profile, suite, tasks, epochs, message):
     with pytest.raises(ConfigError, match=message):
         probe_suite(micro_smoke_profile(), suite, tasks, epochs, log=lambda *_: None)
+
+
+def test_probe_with_more_training_data_builds_its_own_set_and_keeps_the_profiles(micro_smoke_profile):
+    profile = micro_smoke_profile(batch_size=2)
+    table = probe_suite(profile, SUITE, ["Med"], [1.0], log=lambda *_: None, train_per_task=10)
+
+    # 10 training samples at batch 2: 5 optimizer steps (the profile's 6 samples would give 3)
+    assert list(table["train samples"]) == [10] and list(table["steps"]) == [5]
+    probes = work_dir(profile.name) / "probes"
+    assert (probes / SUITE / "micro" / "Med__lora_ft__e1__n10").is_dir()
+    assert (probes / "data_n10" / SUITE).is_dir()
+    assert not (work_dir(profile.name) / "data" / SUITE).exists(), "the profile's own data must not be rebuilt"
+
+    # the same probe at the profile's size is a separate row
+    probe_suite(profile, SUITE, ["Med"], [1.0], log=lambda *_: None)
+    saved = pd.read_csv(profile.results_dir / "tables" / f"{SUITE}_probe.csv")
+    assert list(zip(saved["train samples"], saved["steps"])) == [(6, 3), (10, 5)]
+
+
+def test_probe_rejects_a_non_positive_training_size(micro_smoke_profile):
+    with pytest.raises(ConfigError, match="train_per_task must be a positive"):
+        probe_suite(micro_smoke_profile(), SUITE, ["Med"], [1.0], log=lambda *_: None, train_per_task=0)
