@@ -26,7 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import asdict, replace
+from dataclasses import replace
 
 import pandas as pd
 
@@ -59,7 +59,8 @@ def probe_task(profile: Profile, suite_data, task: str, epochs: float, method: s
     """Train ``method`` on ``task`` alone for ``epochs`` from the base model; its test score and cost."""
     from cvitkit.data import corpus
     from cvitkit.methods.base import build_method
-    from cvitkit.runner import SETUP_SEED_INDEX, _start_or_resume, experiences_for, load_base, method_preset
+    from cvitkit.runner import (SETUP_SEED_INDEX, _start_or_resume, experiences_for, load_base, method_preset,
+                                run_config)
     from cvitkit.train import ContinualTrainer, experience_seed, seed_everything
 
     suite = suite_data.suite
@@ -67,17 +68,9 @@ def probe_task(profile: Profile, suite_data, task: str, epochs: float, method: s
     method_obj = build_method(method, method_preset(profile), {"epochs": epochs}, suite=suite,
                               seed=profile.train.seed)
     run_dir = _probe_dir(profile, suite.name, task, method, epochs, train_per_task)
-    data = asdict(profile.data)
     if train_per_task:
-        data["train_per_task"] = train_per_task
-    config = {"profile": profile.name, "suite": suite.name, "task": task, "method": method,
-              "method_config": method_obj.config.to_dict(), "train": asdict(profile.train),
-              "model": asdict(profile.model), "data": data}
-    if profile.model.source == "base":  # a re-pretrained base model must not resume old probes
-        from cvitkit.base_model import base_key
-
-        config["base_model"] = base_key(profile, corpus())
-    _start_or_resume(run_dir, config, False, log)
+        profile = replace(profile, data=replace(profile.data, train_per_task=train_per_task))
+    _start_or_resume(run_dir, run_config(profile, suite, method_obj, task=task), False, log)
     model, processor = load_base(profile, corpus=corpus())
     seed_everything(experience_seed(profile.train.seed, SETUP_SEED_INDEX))
     method_obj.setup(model, processor)
@@ -150,7 +143,8 @@ def _merge_into(path, table: pd.DataFrame, task_order: list[str]) -> None:
         old = old[~old.set_index(key).index.isin(table.set_index(key).index)]
         table = pd.concat([old, table], ignore_index=True)
     order = table["task"].map({t: i for i, t in enumerate(task_order)})
-    table = table.assign(_order=order).sort_values(["_order", "model", "method", "train samples", "epochs"]).drop(columns="_order")
+    table = (table.assign(_order=order).sort_values(["_order", "model", "method", "train samples", "epochs"])
+             .drop(columns="_order"))
     path.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(path, index=False)
     path.with_suffix(".md").write_text(table.to_markdown(index=False) + "\n")

@@ -82,6 +82,25 @@ def merge_experiences(experiences):
                    is_last=True)
 
 
+def run_config(profile: Profile, suite_spec, method_obj, **fields) -> dict:
+    """Everything that determines a run's result (hashed by ``_start_or_resume``), plus ``fields``."""
+    from cvitkit.data import corpus
+
+    data = asdict(profile.data)
+    if data["instructions"] == "default":  # absent for default: runs started before the switch still resume
+        del data["instructions"]
+    config = {"profile": profile.name, "suite": suite_spec.name, "method": method_obj.name, **fields,
+              "method_config": method_obj.config.to_dict(), "train": asdict(profile.train),
+              "model": asdict(profile.model), "data": data,
+              # An edited suite YAML (tasks, order, scorer) must not resume runs of the old definition.
+              "suite_definition": config_hash(asdict(suite_spec))}
+    if profile.model.source == "base":  # a re-pretrained base model must not resume runs of the old one
+        from cvitkit.base_model import base_key
+
+        config["base_model"] = base_key(profile, corpus())
+    return config
+
+
 def run_method(profile: str | Profile, suite: str, method: str, overrides: dict | None = None, variant: str = "",
                stream_length: int | None = None, force: bool = False, log=print) -> RunResult:
     """Train and evaluate ``method`` on ``suite`` for ``profile``; resumable, see the module docstring."""
@@ -96,18 +115,7 @@ def run_method(profile: str | Profile, suite: str, method: str, overrides: dict 
     if suite_spec.protocol != "stream":
         stream_length = None
     method_obj = build_method(method, method_preset(profile), overrides, suite=suite_spec, seed=profile.train.seed)
-    data = asdict(profile.data)
-    if data["instructions"] == "default":  # absent for default: runs started before the switch still resume
-        del data["instructions"]
-    config = {"profile": profile.name, "suite": suite, "method": method, "variant": variant,
-              "stream_length": stream_length, "method_config": method_obj.config.to_dict(),
-              "train": asdict(profile.train), "model": asdict(profile.model), "data": data}
-    # An edited suite YAML (tasks, order, scorer) must not resume runs of the old definition.
-    config["suite_definition"] = config_hash(asdict(suite_spec))
-    if profile.model.source == "base":  # a re-pretrained base model must not resume runs of the old one
-        from cvitkit.base_model import base_key
-
-        config["base_model"] = base_key(profile, corpus())
+    config = run_config(profile, suite_spec, method_obj, variant=variant, stream_length=stream_length)
     run_dir = work_dir(profile.name) / "runs" / run_name(suite, method, variant, stream_length)
     state = process_state()
     # Under `accelerate launch` the main process resets the run folder, builds the data and pretrains the
