@@ -64,22 +64,23 @@ def make_image(size: int, colour: str = "red"):
     return image
 
 
-@pytest.fixture
-def micro_smoke_profile(tmp_path, monkeypatch):
-    """Build the smoke profile shrunk for seconds-long end-to-end runs: the micro model, 6 train and 2 test
-    samples per task at 32 px, 4 generated tokens, work and results folders under ``tmp_path``.
-    Keyword arguments refine the ``train`` section (e.g. ``batch_size=2``)."""
+def micro_smoke(**train):
+    """The smoke profile shrunk for seconds-long end-to-end runs: the micro model, 6 train and 2 test
+    samples per task at 32 px, 4 generated tokens. Keyword arguments refine the ``train`` section
+    (e.g. ``batch_size=2``). Also imported by scripts the tests launch in other processes."""
     from dataclasses import replace
 
     from cvitkit.profiles import load_profile
 
+    profile = load_profile("smoke")
+    return replace(profile, model=replace(profile.model, preset="micro"),
+                   data=replace(profile.data, train_per_task=6, test_per_task=2, image_size=32),
+                   train=replace(profile.train, max_new_tokens=4, **train))
+
+
+@pytest.fixture
+def micro_smoke_profile(tmp_path, monkeypatch):
+    """:func:`micro_smoke` as a factory, with work and results folders under ``tmp_path``."""
     monkeypatch.setenv("CVITKIT_WORK", str(tmp_path / "work"))
     monkeypatch.setenv("CVITKIT_RESULTS", str(tmp_path / "results"))
-
-    def make(**train):
-        profile = load_profile("smoke")
-        return replace(profile, model=replace(profile.model, preset="micro"),
-                       data=replace(profile.data, train_per_task=6, test_per_task=2, image_size=32),
-                       train=replace(profile.train, max_new_tokens=4, **train))
-
-    return make
+    return micro_smoke

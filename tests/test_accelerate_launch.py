@@ -8,21 +8,20 @@ import socket
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
-DRIVER = textwrap.dedent("""
-    from dataclasses import replace
+TESTS = Path(__file__).resolve().parent
+DRIVER = textwrap.dedent(f"""
+    import sys
 
-    from cvitkit.profiles import load_profile
+    sys.path.insert(0, {str(TESTS)!r})
+    from conftest import micro_smoke
     from cvitkit.runner import run_method
 
-    profile = load_profile("smoke")  # shrunk like the micro_smoke_profile fixture
-    profile = replace(profile, model=replace(profile.model, preset="micro"),
-                      data=replace(profile.data, train_per_task=6, test_per_task=2, image_size=32),
-                      train=replace(profile.train, max_new_tokens=4, batch_size=2))
-    run_method(profile, "mllmcl_dcl", "lora_ft", log=lambda *_: None)
+    run_method(micro_smoke(batch_size=2), "mllmcl_dcl", "lora_ft", log=lambda *_: None)
 """)
 
 
