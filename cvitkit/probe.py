@@ -89,13 +89,13 @@ def probe_suite(profile: str | Profile, suite: str, tasks: list[str] | None = No
     """Probe every task of ``tasks`` (default: all of ``suite``) at every value of ``epochs``.
 
     ``train_per_task`` trains on a larger (or smaller) synthetic training set than the profile's.
-    Returns one row per (task, epochs): training samples, chance, score, score - chance, optimizer
-    steps and training seconds (as recorded when the probe trained), and merges it into
+    Returns one row per (task, epochs): training samples, chance, best constant answer (the bar of
+    :mod:`cvitkit.report.learnability`), score, score - best constant, optimizer steps and training seconds (as recorded when the probe trained), and merges it into
     ``results/<profile>/tables/<suite>_probe.{csv,md}`` (rows of other tasks, epochs, sizes or methods
     are kept).
     """
     from cvitkit.data import load_suite
-    from cvitkit.eval.chance import chance_score
+    from cvitkit.eval.chance import best_constant_score, chance_score
 
     profile = load_profile(profile) if isinstance(profile, str) else profile
     spec = load_suite(suite)
@@ -115,13 +115,15 @@ def probe_suite(profile: str | Profile, suite: str, tasks: list[str] | None = No
     rows = []
     for task in tasks or known:
         chance = chance_score(specs[task], suite_data.train[task], suite_data.test[task])
+        constant = best_constant_score(specs[task], suite_data.train[task], suite_data.test[task])
         for n in epochs:
             log(f"[probe] {suite}/{task}: {method}, {n:g} epoch(s)")
             result = probe_task(profile, suite_data, task, n, method, log=log, train_per_task=train_per_task)
             rows.append({"task": task, "scorer": specs[task].scorer, "model": profile.model.preset,
                          "method": method, "epochs": n, "train samples": len(suite_data.train[task]),
-                         "chance": round(chance, 1), "score": round(result["score"], 1),
-                         "score - chance": round(result["score"] - chance, 1),
+                         "chance": round(chance, 1), "best constant": round(constant, 1),
+                         "score": round(result["score"], 1),
+                         "score - best constant": round(result["score"] - constant, 1),
                          "steps": result["steps"], "train seconds": result["train_seconds"]})
     table = pd.DataFrame(rows)
     path = profile.results_dir / "tables" / f"{suite}_probe.csv"
@@ -141,6 +143,7 @@ def _merge_into(path, table: pd.DataFrame, task_order: list[str]) -> None:
     if path.exists():
         old = pd.read_csv(path)
         old = old[~old.set_index(key).index.isin(table.set_index(key).index)]
+        old = old[[c for c in old.columns if c in table.columns]]  # columns of an older kit version go
         table = pd.concat([old, table], ignore_index=True)
     order = table["task"].map({t: i for i, t in enumerate(task_order)})
     table = (table.assign(_order=order).sort_values(["_order", "model", "method", "train samples", "epochs"])

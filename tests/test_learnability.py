@@ -1,4 +1,5 @@
-"""Chance level (majority-answer baseline) and the learnability table, on hand-made records and matrices."""
+"""Chance level (majority-answer baseline), best constant answer and the learnability table, on hand-made records
+and matrices."""
 
 from types import SimpleNamespace
 
@@ -57,15 +58,42 @@ def test_diagonal_reads_r_tt_or_the_single_joint_row():
 def test_table_flags_tasks_learned_by_lora_ft_against_chance():
     suite = SimpleNamespace(tasks=[_task("A"), _task("B")])
     train = {"A": _train("x", "x", "y"), "B": _train("p", "q", "q")}
-    test = {"A": _test("x", "y", "y", "y"), "B": _test("q", "q", "p", "p")}  # chance: A 25, B 50
+    test = {"A": _test("x", "y", "z", "z"), "B": _test("q", "q", "p", "p")}  # chance: A 25, B 50
     runs = {"s/lora_ft": pd.DataFrame({"A": [60.0, 10.0], "B": [None, 55.0]}, index=["A", "B"]),
             "s/multitask": pd.DataFrame({"A": [70.0], "B": [65.0]}, index=["chunk_001"]),
             "s/moelora": pd.DataFrame({"A": [40.0, 5.0], "B": [None, 80.0]}, index=["A", "B"]),
             "s/zero_shot": pd.DataFrame({"A": [99.0], "B": [99.0]}, index=["initial"])}
     table = learnability_table(suite, train, test, runs)
     assert table.loc["A", "chance"] == 25.0 and table.loc["B", "chance"] == 50.0
-    assert table.loc["A", "LoRA-FT - chance"] == 35.0 and table.loc["A", "learned"] == "yes"
-    assert table.loc["B", "LoRA-FT - chance"] == 5.0 and table.loc["B", "learned"] == "no"
+    assert table.loc["A", "best constant"] == 25.0 and table.loc["B", "best constant"] == 50.0
+    assert table.loc["A", "LoRA-FT - best constant"] == 35.0 and table.loc["A", "learned"] == "yes"
+    assert table.loc["B", "LoRA-FT - best constant"] == 5.0 and table.loc["B", "learned"] == "no"
     assert table.loc["A", "multitask"] == 70.0
     # zero-shot is not a fine-tune score, so its 99 never counts as the best run
     assert table.loc["A", "best run"] == "multitask" and table.loc["B", "best run"] == "moelora"
+
+
+def test_best_constant_is_the_best_single_answer_over_training_answers():
+    from cvitkit.eval.chance import best_constant_score
+
+    # training majority "A" scores 1/4 on the test set; "B", also a training answer, scores 3/4
+    train = _train("A", "A", "A", "B", "C")
+    test = _test("B", "B", "A", "B")
+    assert chance_score(_task("Sci"), train, test) == 25.0
+    assert best_constant_score(_task("Sci"), train, test) == 75.0
+    # an answer never seen in training is not a candidate, even if it would score higher
+    assert best_constant_score(_task("Sci"), _train("A", "C"), _test("B", "B", "A")) == pytest.approx(100 / 3)
+    # only the k most frequent answers are tried
+    assert best_constant_score(_task("Sci"), train, test, candidates=1) == 25.0
+    with pytest.raises(ValueError, match="candidates"):
+        best_constant_score(_task("Sci"), train, test, candidates=0)
+
+
+def test_a_task_collapsed_to_a_lucky_answer_is_not_learned():
+    suite = SimpleNamespace(tasks=[_task("Sci")])
+    train = {"Sci": _train("A", "A", "A", "B", "C")}
+    test = {"Sci": _test("B", "B", "A", "B")}  # chance 25, best constant 75 ("B")
+    runs = {"s/lora_ft": pd.DataFrame({"Sci": [75.0]}, index=["Sci"])}  # e.g. always answering "B"
+    table = learnability_table(suite, train, test, runs)
+    assert table.loc["Sci", "chance"] == 25.0 and table.loc["Sci", "best constant"] == 75.0
+    assert table.loc["Sci", "LoRA-FT - best constant"] == 0.0 and table.loc["Sci", "learned"] == "no"

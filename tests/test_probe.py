@@ -19,7 +19,8 @@ def test_probe_trains_each_task_alone_scores_it_and_reads_finished_probes_back(m
     assert list(table["task"]) == ["Med", "Med"] and list(table["epochs"]) == [1.0, 2.0]
     # 6 training samples at batch 2: 3 optimizer steps per epoch
     assert list(table["steps"]) == [3, 6]
-    assert (table["score - chance"] == (table["score"] - table["chance"]).round(1)).all()
+    assert (table["chance"] <= table["best constant"]).all()
+    assert (table["score - best constant"] == (table["score"] - table["best constant"]).round(1)).all()
     assert table["score"].between(0, 100).all()
     probes = work_dir(profile.name) / "probes" / SUITE / "micro"
     assert sorted(p.name for p in probes.iterdir()) == ["Med__lora_ft__e1", "Med__lora_ft__e2"]

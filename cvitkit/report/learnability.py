@@ -5,22 +5,25 @@ forgetting a task that was never above chance costs nothing. For every task of a
 suite this table puts side by side
 
 * **chance**: the majority-answer baseline scored with the task's scorer (:mod:`cvitkit.eval.chance`);
+* **best constant**: the best score of one answer repeated for every question, over the 20 most
+  frequent training answers: what a model that collapsed to one answer can reach at most;
 * **LoRA-FT R_tt**: the score right after training on the task in the sequential LoRA-FT run (the
   plasticity entry of the accuracy matrix, whose mean is MFT);
 * **multitask**: the joint-training score, where the suite has that run;
 * **best R_tt**: the highest right-after-training score over every run of the suite.
 
-A task counts as *learned* when LoRA-FT's :math:`R_{t,t}` is at least ``margin`` points above chance
-(default 10: with 100 test samples a score's standard error is at most 5 points, so 10 is two of them).
+A task counts as *learned* when LoRA-FT's :math:`R_{t,t}` is at least ``margin`` points above the best
+constant answer (default 10: with 100 test samples a score's standard error is at most 5 points, so 10
+is two of them). The best constant is never below chance (the majority answer is one of the candidates).
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
-from cvitkit.eval.chance import chance_score
+from cvitkit.eval.chance import best_constant_score, chance_score
 
-#: Points above the majority-answer baseline that count as clearly learned.
+#: Points above the best constant answer that count as clearly learned.
 LEARNED_MARGIN = 10.0
 
 
@@ -43,22 +46,23 @@ def _round(value: float | None) -> float | None:
 
 def learnability_table(suite, train: dict[str, list[dict]], test: dict[str, list[dict]], runs: dict,
                        margin: float = LEARNED_MARGIN) -> pd.DataFrame:
-    """One row per task of ``suite``: chance, LoRA-FT's and multitask's scores, the best run, and whether
-    the task is learned. ``runs`` maps run id (``<suite>/<method>[__variant]``) to its accuracy matrix."""
+    """One row per task of ``suite``: chance, best constant, LoRA-FT's and multitask's scores, the best run,
+    and whether the task is learned. ``runs`` maps run id (``<suite>/<method>[__variant]``) to its accuracy matrix."""
     by_method = {run_id.split("/", 1)[1]: m for run_id, m in runs.items() if m is not None}
     trained = {k: m for k, m in by_method.items() if not k.startswith("zero_shot")}
     rows = []
     for task in suite.tasks:
         chance = chance_score(task, train[task.name], test[task.name])
+        constant = best_constant_score(task, train[task.name], test[task.name])
         lora = diagonal(by_method["lora_ft"], task.name) if "lora_ft" in by_method else None
         joint = diagonal(by_method["multitask"], task.name) if "multitask" in by_method else None
         scores = {k: diagonal(m, task.name) for k, m in trained.items()}
         scores = {k: v for k, v in scores.items() if v is not None}
         best = max(scores, key=scores.get) if scores else None
         rows.append({"task": task.name, "scorer": task.scorer, "chance": round(chance, 1),
-                     "LoRA-FT R_tt": _round(lora), "multitask": _round(joint),
+                     "best constant": round(constant, 1), "LoRA-FT R_tt": _round(lora), "multitask": _round(joint),
                      "best R_tt": _round(scores.get(best)), "best run": best or "",
-                     "LoRA-FT - chance": None if lora is None else round(lora - chance, 1),
-                     "learned": "" if lora is None else ("yes" if lora - chance >= margin else "no")})
+                     "LoRA-FT - best constant": None if lora is None else round(lora - constant, 1),
+                     "learned": "" if lora is None else ("yes" if lora - constant >= margin else "no")})
     return pd.DataFrame(rows).set_index("task")
 
