@@ -26,7 +26,9 @@ Each model trains every weight of its language model (full fine-tuning, AdamW, c
 after a short warm-up) and is scored on 256 held-out prompts by greedy next-token accuracy every 250
 steps; it stops early at 99 % (``--stop-at``), so the table's ``steps`` is what each model needed or
 the budget it failed in.
-Chance for ``letter`` is the mean of 1/n over 3- and 4-option questions (0.29).
+Chance for ``letter`` is the mean of 1/n over 3- and 4-option questions (0.29); the *best constant*
+is the share of the most frequent answer among the held-out prompts, what a model collapsed onto one
+answer scores.
 
     python -m cvitkit.option_pointer --profile mini --steps 3000 --layers 4
 """
@@ -68,6 +70,15 @@ def pointer_prompt(rng: random.Random) -> tuple[str, str, str]:
 def letter_chance() -> float:
     """Expected accuracy of a uniform guess: 3 and 4 options are equally likely."""
     return (1 / 3 + 1 / 4) / 2
+
+
+def best_constant(tokenizer, task: str, n_test: int = 256, seed: int = 0) -> float:
+    """Accuracy of the best single answer on the held-out prompts of :func:`train_pointer`: what a model
+    that collapsed onto one letter (or one value) scores at most."""
+    from collections import Counter
+
+    targets = encode(tokenizer, random.Random(seed + 10_000), n_test, task)[2].tolist()
+    return Counter(targets).most_common(1)[0][1] / len(targets)
 
 
 def encode(tokenizer, rng: random.Random, n: int, task: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -176,7 +187,8 @@ def main(argv=None) -> int:
                                   stop_at=args.stop_at)
             curves[f"{label} / {task}"] = curve
             rows.append({"model": label, "task": task, "steps": curve[-1]["step"], "chance": round(100 * letter_chance(), 1)
-                         if task == "letter" else None, "accuracy at start": round(100 * curve[0]["accuracy"], 1),
+                         if task == "letter" else None,
+                         "best constant": round(100 * best_constant(tokenizer, task), 1), "accuracy at start": round(100 * curve[0]["accuracy"], 1),
                          "best accuracy": round(100 * max(c["accuracy"] for c in curve), 1),
                          "final accuracy": round(100 * curve[-1]["accuracy"], 1),
                          "train seconds": curve[-1]["seconds"]})

@@ -56,3 +56,14 @@ def test_copy_control_is_learned_by_a_micro_model():
     assert curve[-1]["step"] < 100  # stopped early once it reached stop_at
     vision = list(model.model.vision_tower.parameters())[0]
     assert vision.grad is None  # only the language model trains
+
+
+def test_best_constant_is_the_share_of_the_most_frequent_held_out_answer(micro_llava):
+    from collections import Counter
+
+    from cvitkit.option_pointer import best_constant
+
+    _, processor = micro_llava
+    rng = random.Random(10_000)  # the held-out prompts of train_pointer(seed=0)
+    letters = Counter(pointer_prompt(rng)[1] for _ in range(256))
+    assert best_constant(processor.tokenizer, "letter") == pytest.approx(max(letters.values()) / 256)
