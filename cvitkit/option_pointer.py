@@ -36,6 +36,7 @@ answer scores.
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import time
 
@@ -82,7 +83,7 @@ def best_constant(tokenizer, task: str, n_test: int = 256, seed: int = 0) -> flo
 
 
 def encode(tokenizer, rng: random.Random, n: int, task: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``n`` left-padded prompts and the first token of each answer (``" B"`` or ``" circle"``)."""
+    """``n`` left-padded prompts and the last token of each answer (``" B"``, ``" circle"`` or the ``"3"`` of ``" 3"``)."""
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
     prompts, targets = [], []
@@ -90,7 +91,8 @@ def encode(tokenizer, rng: random.Random, n: int, task: str) -> tuple[torch.Tens
         prompt, letter, value = pointer_prompt(rng)
         prompts.append(tokenizer(prompt, add_special_tokens=False)["input_ids"])
         answer = letter if task == "letter" else value
-        targets.append(tokenizer(" " + answer, add_special_tokens=False)["input_ids"][0])
+        # the last token: BPE may split " 3" into " " + "3", and only the last piece tells values apart
+        targets.append(tokenizer(" " + answer, add_special_tokens=False)["input_ids"][-1])
     width = max(map(len, prompts))
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts])
@@ -196,10 +198,17 @@ def main(argv=None) -> int:
     table = pd.DataFrame(rows)
     out = profile.results_dir / "tables"
     out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out / "option_pointer.csv", index=False)
+    path = out / "option_pointer.csv"
+    if path.exists():  # rows of other (model, task) pairs stay; a later call replaces its own
+        old = pd.read_csv(path)
+        old = old[~old.set_index(["model", "task"]).index.isin(table.set_index(["model", "task"]).index)]
+        table = pd.concat([old, table], ignore_index=True).sort_values(["model", "task"], ascending=[True, False])
+    table.to_csv(path, index=False)
     (out / "option_pointer.md").write_text(table.to_markdown(index=False) + "\n")
-    atomic_write_json(out / "option_pointer.json", {"arguments": vars(args), "curves": curves,
-                                                    "provenance": provenance(seed=0)})
+    sidecar = out / "option_pointer.json"
+    calls = json.loads(sidecar.read_text()).get("calls", []) if sidecar.exists() else []
+    calls.append({"arguments": vars(args), "curves": curves, "provenance": provenance(seed=0)})
+    atomic_write_json(sidecar, {"calls": calls})
     print(table.to_markdown(index=False))
     return 0
 

@@ -37,7 +37,7 @@ def test_encode_left_pads_and_targets_the_answer_token(micro_llava):
     assert ids.shape == mask.shape and ids.shape[0] == 8 and target.shape == (8,)
     assert mask[:, -1].all() and (mask.sum(1) < ids.shape[1]).any()  # padding on the left
     prompt, letter, _ = pointer_prompt(random.Random(1))
-    assert target[0].item() == tok(" " + letter, add_special_tokens=False)["input_ids"][0]
+    assert target[0].item() == tok(" " + letter, add_special_tokens=False)["input_ids"][-1]
     _, _, copy_target = encode(tok, random.Random(1), 8, "copy")
     assert (copy_target != target).any()
     with pytest.raises(ValueError, match="unknown task"):
