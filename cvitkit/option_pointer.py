@@ -83,7 +83,8 @@ def best_constant(tokenizer, task: str, n_test: int = 256, seed: int = 0) -> flo
 
 
 def encode(tokenizer, rng: random.Random, n: int, task: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``n`` left-padded prompts and the last token of each answer (``" B"``, ``" circle"`` or the ``"3"`` of ``" 3"``)."""
+    """``n`` left-padded prompts and the last token of each answer (``" B"``, ``" circle"``, the ``"3"``
+    of ``" 3"``)."""
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
     prompts, targets = [], []
@@ -148,7 +149,8 @@ def train_pointer(model, tokenizer, task: str, steps: int, lr: float = 1e-3, bat
 
 
 def _models(profile, layers: list[int]):
-    """(label, model, tokenizer) for the profile's pretrained base and fresh models of each depth."""
+    """``(label, build)`` pairs, ``build()`` returning a fresh ``(model, tokenizer)``: the profile's
+    pretrained base model, then randomly initialised models with each language-model depth."""
     from transformers import AutoTokenizer, LlavaForConditionalGeneration
 
     from cvitkit.base_model import ensure_base_model
@@ -156,14 +158,39 @@ def _models(profile, layers: list[int]):
     from cvitkit.models import build_tiny_llava
 
     folder = ensure_base_model(profile)
-    yield (f"{profile.model.preset} base ({profile.name})", lambda: (LlavaForConditionalGeneration.from_pretrained(folder),
-                                                                     AutoTokenizer.from_pretrained(folder)))
+
+    def pretrained():
+        return LlavaForConditionalGeneration.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)
+
+    yield f"{profile.model.preset} base ({profile.name})", pretrained
     for n in layers:
         def fresh(n=n):
             model, processor = build_tiny_llava(profile.model.preset, corpus=corpus(), seed=profile.base.seed,
                                                 text_layers=n, image_size=profile.data.image_size)
             return model, processor.tokenizer
         yield f"{profile.model.preset}, {n} LM layers, random init", fresh
+
+
+def write_table(folder, rows: list[dict], arguments: dict, curves: dict) -> pd.DataFrame:
+    """Merge ``rows`` into ``<folder>/option_pointer.{csv,md}`` (a row replaces the saved one of the same
+    model and task; the others stay) and append the call's arguments and curves to ``option_pointer.json``."""
+    from pathlib import Path
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    table, path = pd.DataFrame(rows), folder / "option_pointer.csv"
+    if path.exists():
+        old = pd.read_csv(path)
+        old = old[~old.set_index(["model", "task"]).index.isin(table.set_index(["model", "task"]).index)]
+        table = pd.concat([old, table], ignore_index=True)
+    table = table.sort_values(["model", "task"], ascending=[True, False], ignore_index=True)
+    table.to_csv(path, index=False)
+    (folder / "option_pointer.md").write_text(table.to_markdown(index=False) + "\n")
+    sidecar = folder / "option_pointer.json"
+    calls = json.loads(sidecar.read_text()).get("calls", []) if sidecar.exists() else []
+    calls.append({"arguments": arguments, "curves": curves, "provenance": provenance(seed=0)})
+    atomic_write_json(sidecar, {"calls": calls})
+    return table
 
 
 def main(argv=None) -> int:
@@ -188,27 +215,16 @@ def main(argv=None) -> int:
             curve = train_pointer(model, tokenizer, task, args.steps, lr=args.lr, desc=f"{label}: {task}",
                                   stop_at=args.stop_at)
             curves[f"{label} / {task}"] = curve
-            rows.append({"model": label, "task": task, "steps": curve[-1]["step"], "chance": round(100 * letter_chance(), 1)
-                         if task == "letter" else None,
-                         "best constant": round(100 * best_constant(tokenizer, task), 1), "accuracy at start": round(100 * curve[0]["accuracy"], 1),
-                         "best accuracy": round(100 * max(c["accuracy"] for c in curve), 1),
-                         "final accuracy": round(100 * curve[-1]["accuracy"], 1),
-                         "train seconds": curve[-1]["seconds"]})
+            rows.append({
+                "model": label, "task": task, "steps": curve[-1]["step"],
+                "chance": round(100 * letter_chance(), 1) if task == "letter" else None,
+                "best constant": round(100 * best_constant(tokenizer, task), 1),
+                "accuracy at start": round(100 * curve[0]["accuracy"], 1),
+                "best accuracy": round(100 * max(c["accuracy"] for c in curve), 1),
+                "final accuracy": round(100 * curve[-1]["accuracy"], 1),
+                "train seconds": curve[-1]["seconds"]})
             print(rows[-1], flush=True)
-    table = pd.DataFrame(rows)
-    out = profile.results_dir / "tables"
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "option_pointer.csv"
-    if path.exists():  # rows of other (model, task) pairs stay; a later call replaces its own
-        old = pd.read_csv(path)
-        old = old[~old.set_index(["model", "task"]).index.isin(table.set_index(["model", "task"]).index)]
-        table = pd.concat([old, table], ignore_index=True).sort_values(["model", "task"], ascending=[True, False])
-    table.to_csv(path, index=False)
-    (out / "option_pointer.md").write_text(table.to_markdown(index=False) + "\n")
-    sidecar = out / "option_pointer.json"
-    calls = json.loads(sidecar.read_text()).get("calls", []) if sidecar.exists() else []
-    calls.append({"arguments": vars(args), "curves": curves, "provenance": provenance(seed=0)})
-    atomic_write_json(sidecar, {"calls": calls})
+    table = write_table(profile.results_dir / "tables", rows, vars(args), curves)
     print(table.to_markdown(index=False))
     return 0
 

@@ -90,7 +90,8 @@ def probe_suite(profile: str | Profile, suite: str, tasks: list[str] | None = No
 
     ``train_per_task`` trains on a larger (or smaller) synthetic training set than the profile's.
     Returns one row per (task, epochs): training samples, chance, best constant answer (the bar of
-    :mod:`cvitkit.report.learnability`), score, score - best constant, optimizer steps and training seconds (as recorded when the probe trained), and merges it into
+    :mod:`cvitkit.report.learnability`), score, score - best constant, optimizer steps and training
+    seconds (as recorded when the probe trained), and merges it into
     ``results/<profile>/tables/<suite>_probe.{csv,md}`` (rows of other tasks, epochs, sizes or methods
     are kept).
     """

@@ -45,7 +45,8 @@ def test_encode_left_pads_and_targets_the_answer_token(micro_llava):
 
 
 def test_copy_control_is_learned_by_a_micro_model():
-    """The one-hop control must leave chance within 100 steps (0.89 after 50 in a check), or the loop itself is broken."""
+    """The one-hop control must leave chance within 100 steps (0.89 after 50 in a check), or the loop
+    itself is broken."""
     from cvitkit.models import build_tiny_llava
 
     model, processor = build_tiny_llava("micro", seed=0)
@@ -67,3 +68,22 @@ def test_best_constant_is_the_share_of_the_most_frequent_held_out_answer(micro_l
     rng = random.Random(10_000)  # the held-out prompts of train_pointer(seed=0)
     letters = Counter(pointer_prompt(rng)[1] for _ in range(256))
     assert best_constant(processor.tokenizer, "letter") == pytest.approx(max(letters.values()) / 256)
+
+
+def test_write_table_merges_calls_by_model_and_task(tmp_path):
+    import json
+
+    import pandas as pd
+
+    from cvitkit.option_pointer import write_table
+
+    def row(model, task, acc):
+        return {"model": model, "task": task, "steps": 10, "final accuracy": acc}
+
+    write_table(tmp_path, [row("m1", "letter", 30.0), row("m1", "copy", 90.0)], {"call": 1}, {})
+    table = write_table(tmp_path, [row("m1", "copy", 100.0), row("m2", "letter", 31.0)], {"call": 2}, {})
+    assert list(zip(table["model"], table["task"], table["final accuracy"])) == [
+        ("m1", "letter", 30.0), ("m1", "copy", 100.0), ("m2", "letter", 31.0)]
+    assert pd.read_csv(tmp_path / "option_pointer.csv").equals(table)
+    calls = json.loads((tmp_path / "option_pointer.json").read_text())["calls"]
+    assert [c["arguments"] for c in calls] == [{"call": 1}, {"call": 2}]
