@@ -62,7 +62,7 @@ def pretrain_base_model(profile: Profile, folder: Path, corpus_lines: list[str],
 
     from cvitkit.data import RecordDataset, TrainCollator, build_suite, load_suite, load_suite_data
     from cvitkit.models import build_tiny_llava, count_parameters
-    from cvitkit.train import build_scheduler, seed_everything
+    from cvitkit.train import build_scheduler, clipped_step, seed_everything
 
     cfg = profile.base
     seed_everything(cfg.seed)
@@ -95,11 +95,7 @@ def pretrain_base_model(profile: Profile, folder: Path, corpus_lines: list[str],
                 break
             inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "pixel_values", "labels")}
             _, loss = forward_with_loss(model, inputs)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_([p for _, p in trained], 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
+            clipped_step(loss, [p for _, p in trained], optimizer, scheduler)
             window.append(loss.item())
             step += 1
             bar.update(1)

@@ -39,6 +39,7 @@ import argparse
 import json
 import random
 import time
+from pathlib import Path
 
 import pandas as pd
 import torch
@@ -112,6 +113,8 @@ def train_pointer(model, tokenizer, task: str, steps: int, lr: float = 1e-3, bat
 
     Training stops early once the held-out accuracy reaches ``stop_at`` (the copy control gets there
     in a few hundred steps; the default 1.0 only stops a perfect model)."""
+    from cvitkit.train import clipped_step
+
     torch.manual_seed(seed)
     rng, test = random.Random(seed), encode(tokenizer, random.Random(seed + 10_000), n_test, task)
     params = [*model.model.language_model.parameters(), *model.lm_head.parameters()]
@@ -133,11 +136,7 @@ def train_pointer(model, tokenizer, task: str, steps: int, lr: float = 1e-3, bat
     for step in tqdm(range(1, steps + 1), desc=desc or f"option pointer ({task})", disable=None):
         ids, mask, target = encode(tokenizer, rng, batch_size, task)
         loss = F.cross_entropy(_next_token_logits(model, ids, mask), target)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
+        clipped_step(loss, params, optimizer, scheduler)
         window.append(loss.item())
         if step % eval_every == 0 or step == steps:
             curve.append({"step": step, "loss": sum(window) / len(window), "accuracy": accuracy(),
@@ -174,19 +173,11 @@ def _models(profile, layers: list[int]):
 def write_table(folder, rows: list[dict], arguments: dict, curves: dict) -> pd.DataFrame:
     """Merge ``rows`` into ``<folder>/option_pointer.{csv,md}`` (a row replaces the saved one of the same
     model and task; the others stay) and append the call's arguments and curves to ``option_pointer.json``."""
-    from pathlib import Path
+    from cvitkit.probe import merge_table
 
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    table, path = pd.DataFrame(rows), folder / "option_pointer.csv"
-    if path.exists():
-        old = pd.read_csv(path)
-        old = old[~old.set_index(["model", "task"]).index.isin(table.set_index(["model", "task"]).index)]
-        table = pd.concat([old, table], ignore_index=True)
-    table = table.sort_values(["model", "task"], ascending=[True, False], ignore_index=True)
-    table.to_csv(path, index=False)
-    (folder / "option_pointer.md").write_text(table.to_markdown(index=False) + "\n")
-    sidecar = folder / "option_pointer.json"
+    table = merge_table(Path(folder) / "option_pointer.csv", pd.DataFrame(rows), ["model", "task"],
+                        lambda t: t.sort_values(["model", "task"], ascending=[True, False], ignore_index=True))
+    sidecar = Path(folder) / "option_pointer.json"
     calls = json.loads(sidecar.read_text()).get("calls", []) if sidecar.exists() else []
     calls.append({"arguments": arguments, "curves": curves, "provenance": provenance(seed=0)})
     atomic_write_json(sidecar, {"calls": calls})

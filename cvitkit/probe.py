@@ -139,19 +139,34 @@ def probe_suite(profile: str | Profile, suite: str, tasks: list[str] | None = No
 
 
 def _merge_into(path, table: pd.DataFrame, task_order: list[str]) -> None:
-    """Add ``table``'s rows to the CSV at ``path`` (and its Markdown twin), replacing same-key rows."""
-    key = ["task", "model", "method", "epochs", "train samples"]
+    """Add ``table``'s probe rows to the CSV at ``path``, ordered by the suite's task order."""
+    def order(merged: pd.DataFrame) -> pd.DataFrame:
+        rank = merged["task"].map({t: i for i, t in enumerate(task_order)})
+        return (merged.assign(_order=rank).sort_values(["_order", "model", "method", "train samples", "epochs"])
+                .drop(columns="_order"))
+
+    merge_table(path, table, ["task", "model", "method", "epochs", "train samples"], order)
+
+
+def merge_table(path, table: pd.DataFrame, key: list[str], order) -> pd.DataFrame:
+    """Merge ``table``'s rows into the CSV at ``path`` and write it with its Markdown twin.
+
+    A saved row with the same ``key`` values as a new one is replaced, the others stay (dropping
+    columns the new rows no longer have: those of an older kit version); ``order(merged)`` sorts the
+    result, which is returned. Tables built call by call (probes, the option-pointer probe) use it."""
+    from pathlib import Path
+
+    path = Path(path)
     if path.exists():
         old = pd.read_csv(path)
         old = old[~old.set_index(key).index.isin(table.set_index(key).index)]
-        old = old[[c for c in old.columns if c in table.columns]]  # columns of an older kit version go
+        old = old[[c for c in old.columns if c in table.columns]]
         table = pd.concat([old, table], ignore_index=True)
-    order = table["task"].map({t: i for i, t in enumerate(task_order)})
-    table = (table.assign(_order=order).sort_values(["_order", "model", "method", "train samples", "epochs"])
-             .drop(columns="_order"))
+    table = order(table)
     path.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(path, index=False)
     path.with_suffix(".md").write_text(table.to_markdown(index=False) + "\n")
+    return table
 
 
 def main(argv: list[str] | None = None) -> int:

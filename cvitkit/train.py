@@ -74,6 +74,16 @@ def build_scheduler(optimizer, schedule: str, warmup_ratio: float, total_steps: 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+def clipped_step(loss: torch.Tensor, params, optimizer, scheduler, max_grad_norm: float = 1.0) -> None:
+    """One plain optimizer step of the kit's stand-alone loops (base model, vision tower, router,
+    probes): backward, clip the gradient norm of ``params``, step optimizer and schedule, clear grads."""
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
 @dataclass
 class StageRecord:
     index: int

@@ -52,7 +52,7 @@ def pretrain_vision_tower(model, processor, images: list, captions: list[str], *
 
     Every tower parameter is trained, nothing else of ``model`` is touched; ``images`` are PIL images.
     """
-    from cvitkit.train import build_scheduler
+    from cvitkit.train import build_scheduler, clipped_step
 
     tower = model.model.vision_tower
     vocab = len(processor.tokenizer)
@@ -80,11 +80,7 @@ def pretrain_vision_tower(model, processor, images: list, captions: list[str], *
                 break
             logits = head(patch_features(model, pixels[index]).mean(1))
             loss = F.binary_cross_entropy_with_logits(logits, targets[index])
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
+            clipped_step(loss, params, optimizer, scheduler)
             window.append(loss.item())
             step += 1
             bar.update(1)

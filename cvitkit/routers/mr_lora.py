@@ -204,7 +204,7 @@ def fit_router(model, samples: list[dict], groups: list[dict], steps: int, batch
     warm-up, a fresh seeded shuffle every epoch (the last batch of an epoch may be smaller)."""
     import time
 
-    from cvitkit.train import build_scheduler
+    from cvitkit.train import build_scheduler, clipped_step
 
     params = [p for g in groups for p in g["params"]]
     optimizer = torch.optim.AdamW(groups, weight_decay=weight_decay)
@@ -220,11 +220,7 @@ def fit_router(model, samples: list[dict], groups: list[dict], steps: int, batch
         chosen, order = order[:batch_size], order[batch_size:]
         batch = collate_router_samples([samples[i] for i in chosen], pad_id)
         _, loss = forward_with_loss(model, {k: v.to(device) for k, v in batch.items()})
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
+        clipped_step(loss, params, optimizer, scheduler, max_grad_norm)
         losses.append(loss.item())
         times.append(time.perf_counter() - t0)
     model.eval()
