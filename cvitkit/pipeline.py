@@ -23,12 +23,19 @@ from cvitkit.provenance import atomic_write_json, work_dir
 
 @dataclass(frozen=True)
 class Job:
-    """One notebook execution: an id unique within its stage, the papermill parameters, and the
-    notebook when it differs from the stage's."""
+    """One notebook execution: an id unique within its stage, the papermill parameters, the notebook
+    when it differs from the stage's, and ``inputs``: what the notebook reads without taking it as a
+    parameter (the runs a suite's evaluation finds on disk). Inputs are part of the job's key, so adding a
+    run to a plan re-runs the evaluation and tables that read it instead of leaving them stale."""
 
     job_id: str
     parameters: dict = field(default_factory=dict)
     notebook: str | None = None
+    inputs: dict = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return config_hash({"parameters": self.parameters, "inputs": self.inputs} if self.inputs else self.parameters)
 
 
 def _base_parameters(profile: Profile) -> dict:
@@ -69,7 +76,8 @@ def _train_jobs(profile: Profile) -> list[Job]:
 
 def _evaluate_jobs(profile: Profile) -> list[Job]:
     # the data root too: the learnability table scores each task's majority answer on its records
-    return [Job(suite, _with_data_root(profile, {"profile": profile.name, "suite": suite})) for suite in _suite_plan(profile)]
+    return [Job(suite, _with_data_root(profile, {"profile": profile.name, "suite": suite}), inputs={"runs": runs})
+            for suite, runs in _suite_plan(profile).items()]
 
 
 TABLE_NOTEBOOKS = {"strlora": "10_strlora_tables", "branchlora": "11_branchlora_tables",
@@ -83,7 +91,8 @@ MEMORY_NOTEBOOK_PROFILES = ("smoke", "mini")
 
 
 def _table_jobs(profile: Profile) -> list[Job]:
-    jobs = [Job(paper, {"profile": profile.name}, notebook=nb) for paper, nb in TABLE_NOTEBOOKS.items()]
+    runs = {"plan": _suite_plan(profile)}
+    jobs = [Job(paper, {"profile": profile.name}, notebook=nb, inputs=runs) for paper, nb in TABLE_NOTEBOOKS.items()]
     if profile.name in MEMORY_NOTEBOOK_PROFILES:
         jobs.append(Job("qlora_memory", {"profile": profile.name}, notebook="21_qlora_memory"))
     return jobs
@@ -153,7 +162,7 @@ def run_stage(profile: Profile, stage: Stage, force: bool = False, jobs: int = 0
     def finished(job: Job) -> bool:
         marker = _marker(profile, stage, job)
         return (not force and marker.is_file()
-                and json.loads(marker.read_text()).get("parameters_hash") == config_hash(job.parameters))
+                and json.loads(marker.read_text()).get("parameters_hash") == job.key)
 
     pending = {job.job_id for job in stage_jobs if not finished(job)}
     if stage.prepare and pending:
@@ -162,14 +171,14 @@ def run_stage(profile: Profile, stage: Stage, force: bool = False, jobs: int = 0
         if job.job_id not in pending:
             continue
         marker = _marker(profile, stage, job)
-        key = config_hash(job.parameters)
+        key = job.key
         t1 = time.time()
         log(f"[{stage.name}] {i}/{len(stage_jobs)} {job.job_id} ...")
         notebook = job.notebook or stage.notebook
         executed = profile.results_dir / "executed" / f"{notebook}__{job.job_id}.ipynb"
         execute_notebook(notebook, executed, job.parameters)
         atomic_write_json(marker, {"stage": stage.name, "job": job.job_id, "parameters": job.parameters,
-                                   "parameters_hash": key, "seconds": round(time.time() - t1, 1),
+                                   "inputs": job.inputs, "parameters_hash": key, "seconds": round(time.time() - t1, 1),
                                    "finished": time.strftime("%Y-%m-%dT%H:%M:%S")})
         ran += 1
     status = "done" if ran else "skipped"

@@ -135,3 +135,22 @@ def test_a_failed_run_names_its_log_and_the_others_finish(monkeypatch, tmp_path)
     assert any("coin/zero_shot finished" in m for m in messages)
     assert (profile.results_dir / "runs" / "coin" / "zero_shot" / "summary.json").is_file()
     assert "no_such_method" in (tmp_path / "work" / "smoke" / "logs" / "coin__no_such_method.log").read_text()
+
+
+def test_changed_inputs_rerun_the_job_without_reaching_the_notebook(calls):
+    profile = load_profile("smoke")
+    run_stage(profile, _stage([Job("a", {"x": 1}, inputs={"runs": ["lora_ft"]})]), log=lambda *_: None)
+    run_stage(profile, _stage([Job("a", {"x": 1}, inputs={"runs": ["lora_ft"]})]), log=lambda *_: None)
+    assert len(calls) == 1
+    run_stage(profile, _stage([Job("a", {"x": 1}, inputs={"runs": ["lora_ft", "replay"]})]), log=lambda *_: None)
+    assert len(calls) == 2 and calls[-1][1] == {"x": 1}  # inputs are not papermill parameters
+
+
+def test_evaluation_and_table_jobs_depend_on_the_plan(monkeypatch):
+    profile = load_profile("smoke")
+    before = {j.job_id: j.key for j in [*pipeline._evaluate_jobs(profile), *pipeline._table_jobs(profile)]}
+    grown = {suite: [*runs, "replay"] for suite, runs in pipeline._suite_plan(profile).items()}
+    monkeypatch.setattr(pipeline, "_suite_plan", lambda p: grown)
+    after = {j.job_id: j.key for j in [*pipeline._evaluate_jobs(profile), *pipeline._table_jobs(profile)]}
+    changed = [job for job in before if before[job] != after[job]]
+    assert set(changed) == set(before) - {"qlora_memory"}  # the memory notebook reads no run
