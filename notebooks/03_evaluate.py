@@ -83,6 +83,8 @@ metrics.round(2)
 # the bar is the **best constant answer**: the highest score any one training answer gets when given to
 # every test question. A task counts as learned when LoRA-FT's score right after training on it,
 # $R_{t,t}$, is at least 10 points above the best constant (two standard errors at 100 test samples).
+# Where the suite also has the run `lora_ft__e3` (the same sequence with three epochs per task), two
+# more columns say which tasks three times the steps would lift over that bar.
 # Streams mix tasks in every chunk, so they have no per-task fine-tune score and are skipped.
 
 # %%
@@ -106,6 +108,9 @@ else:
         (tables / f"{suite}_learnability.md").write_text(learnability.to_markdown() + "\n")
         learned = int((learnability["learned"] == "yes").sum())
         print(f"{learned} of {len(learnability)} tasks learned (LoRA-FT R_tt >= best constant answer + {LEARNED_MARGIN:g})")
+        if "learned at 3 epochs" in learnability:
+            print(f"{int((learnability['learned at 3 epochs'] == 'yes').sum())} of {len(learnability)} "
+                  "learned with three epochs per task (run lora_ft__e3)")
 learnability
 
 # %% [markdown]

@@ -97,3 +97,17 @@ def test_a_task_collapsed_to_a_lucky_answer_is_not_learned():
     table = learnability_table(suite, train, test, runs)
     assert table.loc["Sci", "chance"] == 25.0 and table.loc["Sci", "best constant"] == 75.0
     assert table.loc["Sci", "LoRA-FT - best constant"] == 0.0 and table.loc["Sci", "learned"] == "no"
+
+
+def test_the_three_epoch_run_gets_its_own_columns_only_where_it_ran():
+    suite = SimpleNamespace(tasks=[_task("A"), _task("B")])
+    train = {"A": _train("x", "x", "y"), "B": _train("p", "q", "q")}
+    test = {"A": _test("x", "y", "z", "z"), "B": _test("q", "q", "p", "p")}  # best constant: A 25, B 50
+    one = pd.DataFrame({"A": [30.0, 10.0], "B": [None, 55.0]}, index=["A", "B"])
+    three = pd.DataFrame({"A": [36.0, 5.0], "B": [None, 59.0]}, index=["A", "B"])
+    table = learnability_table(suite, train, test, {"s/lora_ft": one, "s/lora_ft__e3": three})
+    assert table["learned"].tolist() == ["no", "no"]
+    assert table["LoRA-FT 3 epochs R_tt"].tolist() == [36.0, 59.0]
+    assert table["learned at 3 epochs"].tolist() == ["yes", "no"]  # 36 - 25 >= 10; 59 - 50 < 10
+    assert table.loc["A", "best run"] == "lora_ft__e3"
+    assert "learned at 3 epochs" not in learnability_table(suite, train, test, {"s/lora_ft": one}).columns
