@@ -43,7 +43,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cvitkit.report.plots import forgetting_figure, matrix_figure, save_figure
+from cvitkit.report.plots import forgetting_figure, learnability_figure, matrix_figure, save_figure
 from cvitkit.report.results import RunStore, resolve_results_dir
 
 root = resolve_results_dir(profile, results_dir)
@@ -112,6 +112,18 @@ else:
             print(f"{int((learnability['learned at 3 epochs'] == 'yes').sum())} of {len(learnability)} "
                   "learned with three epochs per task (run lora_ft__e3)")
 learnability
+
+# %% [markdown]
+# The same table as a picture: each bar is a fine-tune score minus the task's best constant answer,
+# so every task shares one bar to clear, the dashed line 10 points up. A bar at or below zero is a
+# model that has collapsed onto a constant answer (or worse: malformed boxes and points score 0).
+
+# %%
+fig = learnability_figure(learnability, f"{suite}: fine-tune score above the best constant answer", LEARNED_MARGIN)
+if fig is not None:
+    path = root / "figures" / suite / "learnability.png"
+    save_figure(fig, path, stamp=f"cvitkit {profile} {suite} learnability")
+    print("wrote", path)
 
 # %% [markdown]
 # ## Accuracy matrices as heatmaps

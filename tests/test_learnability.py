@@ -111,3 +111,17 @@ def test_the_three_epoch_run_gets_its_own_columns_only_where_it_ran():
     assert table["learned at 3 epochs"].tolist() == ["yes", "no"]  # 36 - 25 >= 10; 59 - 50 < 10
     assert table.loc["A", "best run"] == "lora_ft__e3"
     assert "learned at 3 epochs" not in learnability_table(suite, train, test, {"s/lora_ft": one}).columns
+
+
+def test_learnability_figure_draws_points_above_the_best_constant():
+    from cvitkit.report.plots import learnability_figure
+
+    table = pd.DataFrame({"best constant": [25.0, 50.0], "LoRA-FT R_tt": [30.0, 55.0],
+                          "LoRA-FT 3 epochs R_tt": [36.0, None], "multitask": [None, None]}, index=["A", "B"])
+    fig = learnability_figure(table, "t")
+    ax = fig.axes[0]
+    heights = sorted(round(bar.get_height(), 1) for c in ax.containers for bar in c if bar.get_height() == bar.get_height())
+    assert heights == [5.0, 5.0, 11.0]  # 30-25, 55-50, 36-25; no bar for missing scores or the empty multitask column
+    assert any(line.get_ydata()[0] == 10.0 for line in ax.get_lines())  # the learned bar
+    assert learnability_figure(table[["best constant"]], "t") is None
+    assert learnability_figure(pd.DataFrame(), "t") is None

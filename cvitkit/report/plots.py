@@ -17,8 +17,8 @@ import pandas as pd
 
 from cvitkit.report.results import Run
 
-__all__ = ["ap_curves_figure", "expert_usage_figure", "forgetting_figure", "matrix_figure", "ranks_figure",
-           "router_accuracy_figure", "save_figure", "short_layer_name"]
+__all__ = ["ap_curves_figure", "expert_usage_figure", "forgetting_figure", "learnability_figure", "matrix_figure",
+           "ranks_figure", "router_accuracy_figure", "save_figure", "short_layer_name"]
 
 
 def _plt():
@@ -90,6 +90,34 @@ def forgetting_figure(run: Run, title: str):
     ax.set_xlabel("after stage")
     ax.tick_params(axis="x", rotation=45)
     ax.legend(fontsize=7, ncol=2, loc="best")
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+#: Learnability-table columns drawn by :func:`learnability_figure`, with their legend labels.
+LEARNABILITY_SERIES = {"LoRA-FT R_tt": "LoRA-FT, 1 epoch", "LoRA-FT 3 epochs R_tt": "LoRA-FT, 3 epochs",
+                       "multitask": "multitask (joint)"}
+
+
+def learnability_figure(table: pd.DataFrame, title: str, margin: float = 10.0):
+    """Points above the best constant answer, per task, for each fine-tune score the learnability table
+    holds (:func:`cvitkit.report.learnability.learnability_table`); the dashed line is the learned bar."""
+    present = [c for c in LEARNABILITY_SERIES if c in table and table[c].notna().any()]
+    if table.empty or not present:
+        return None
+    plt = _plt()
+    import seaborn as sns
+
+    long = pd.DataFrame([{"task": task, "score": LEARNABILITY_SERIES[c], "above": row[c] - row["best constant"]}
+                         for task, row in table.iterrows() for c in present if pd.notna(row[c])])
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.9 * len(table) + 2), 3.6))
+    sns.barplot(data=long, x="task", y="above", hue="score", ax=ax)
+    ax.axhline(margin, ls="--", color="0.3", lw=1)
+    ax.axhline(0, color="0.6", lw=0.8)
+    ax.set_ylabel("points above best constant")
+    ax.set_xlabel("")
+    ax.legend(fontsize=7, loc="best")
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return fig
