@@ -255,7 +255,8 @@ def _jsonable(obj):
 
 
 def export_summary(run_dir: Path, dest: Path) -> Path:
-    """Copy the small, committable summary files of a run (and its per-stage statistics) to ``dest``."""
+    """Copy the small, committable summary files of a run to ``dest``, with its per-stage statistics and
+    answer profiles (``answers.json``: distinct answers and the most frequent one, per stage and task)."""
     dest.mkdir(parents=True, exist_ok=True)
     for name in SUMMARY_FILES:
         if (run_dir / name).is_file():
@@ -264,7 +265,22 @@ def export_summary(run_dir: Path, dest: Path) -> Path:
     for stage in sorted((run_dir / "stages").glob("*/statistics.json")):
         stats[stage.parent.name] = json.loads(stage.read_text())
     atomic_write_json(dest / "statistics.json", stats)
+    atomic_write_json(dest / "answers.json", answer_profiles(run_dir))
     return dest
+
+
+def answer_profiles(run_dir: Path) -> dict[str, dict[str, dict]]:
+    """``{stage name: {task: answer profile}}`` from a run's saved predictions
+    (:func:`cvitkit.eval.evaluate.answer_profile`): how many distinct answers each stage gave per task."""
+    from cvitkit.eval.evaluate import answer_profile
+
+    profiles = {}
+    for stage_file in sorted((run_dir / "stages").glob("*/stage.json")):
+        name = json.loads(stage_file.read_text()).get("name", stage_file.parent.name)
+        profiles[name] = {
+            pred.stem: answer_profile([json.loads(line) for line in pred.read_text(encoding="utf-8").splitlines() if line])
+            for pred in sorted((stage_file.parent / "predictions").glob("*.jsonl"))}
+    return profiles
 
 
 def load_run(run_dir: str | Path) -> RunResult:

@@ -84,7 +84,10 @@ metrics.round(2)
 # every test question. A task counts as learned when LoRA-FT's score right after training on it,
 # $R_{t,t}$, is at least 10 points above the best constant (two standard errors at 100 test samples).
 # Where the suite also has the run `lora_ft__e3` (the same sequence with three epochs per task), two
-# more columns say which tasks three times the steps would lift over that bar.
+# more columns say which tasks three times the steps would lift over that bar. The *answers* columns
+# say how varied LoRA-FT's answers were right after training on the task: the number of distinct
+# answers to its test questions, then the most frequent one and its share. `1 · "b" 100%` is a model
+# that answers "B" to everything: a collapse onto the answer prior, not learning.
 # Streams mix tasks in every chunk, so they have no per-task fine-tune score and are skipped.
 
 # %%
@@ -103,7 +106,8 @@ else:
     except (CvitkitError, FileNotFoundError) as exc:
         print(f"no records to compute chance levels from ({exc}); run notebook 01 first.")
     else:
-        learnability = learnability_table(spec, data.train, data.test, {r: store[r].matrix for r in run_ids})
+        learnability = learnability_table(spec, data.train, data.test, {r: store[r].matrix for r in run_ids},
+                                          answers={r: store[r].answers for r in run_ids})
         learnability.to_csv(tables / f"{suite}_learnability.csv")
         (tables / f"{suite}_learnability.md").write_text(learnability.to_markdown() + "\n")
         learned = int((learnability["learned"] == "yes").sum())

@@ -296,3 +296,17 @@ def test_initial_row_with_seen_scope_summarises_without_fwt(tmp_path):
     assert "FWT" not in result.metrics and "eval_scope" in result.metrics["note"]
     for k, v in want.items():
         assert result.metrics[k] == pytest.approx(v), k
+
+
+def test_exported_answer_profiles_count_the_saved_predictions(reference, tmp_path):
+    from cvitkit.runner import export_summary
+
+    run_dir = reference["lora_ft"]
+    answers = json.loads((export_summary(run_dir, tmp_path / "summary") / "answers.json").read_text())
+    stage = sorted((run_dir / "stages").glob("*/stage.json"))[-1]
+    name = json.loads(stage.read_text())["name"]
+    for pred in (stage.parent / "predictions").glob("*.jsonl"):
+        texts = [json.loads(line)["text"].strip().lower() for line in pred.read_text().splitlines() if line]
+        profile = answers[name][pred.stem]
+        assert profile["n"] == len(texts) and profile["distinct"] == len(set(texts))
+        assert texts.count(profile["top"]) == max(texts.count(t) for t in texts)

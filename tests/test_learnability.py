@@ -125,3 +125,25 @@ def test_learnability_figure_draws_points_above_the_best_constant():
     assert any(line.get_ydata()[0] == 10.0 for line in ax.get_lines())  # the learned bar
     assert learnability_figure(table[["best constant"]], "t") is None
     assert learnability_figure(pd.DataFrame(), "t") is None
+
+
+def test_answer_profile_counts_distinct_answers_and_the_top_share():
+    from cvitkit.eval.evaluate import answer_profile
+
+    profile = answer_profile([{"text": "B"}, {"text": " b"}, {"text": "A"}, {"text": "B."}])
+    assert profile == {"n": 4, "distinct": 3, "top": "b", "top_share": 0.5}  # 'B' and ' b' are one answer
+    assert answer_profile([])["distinct"] == 0
+
+
+def test_answers_column_shows_a_collapse():
+    suite = SimpleNamespace(tasks=[_task("Sci"), _task("Med")])
+    train = {"Sci": _train("A", "B"), "Med": _train("x", "y")}
+    test = {"Sci": _test("A", "B"), "Med": _test("x", "y")}
+    runs = {"s/lora_ft": pd.DataFrame({"Sci": [50.0, 10.0], "Med": [None, 90.0]}, index=["Sci", "Med"])}
+    answers = {"s/lora_ft": {"Sci": {"Sci": {"n": 100, "distinct": 1, "top": "b", "top_share": 1.0}},
+                             "Med": {"Med": {"n": 100, "distinct": 37, "top": "a very long answer text",
+                                             "top_share": 0.09}}}}
+    table = learnability_table(suite, train, test, runs, answers=answers)
+    assert table.loc["Sci", "LoRA-FT answers"] == '1 · "b" 100%'
+    assert table.loc["Med", "LoRA-FT answers"] == '37 · "a very long a…" 9%'
+    assert "LoRA-FT answers" not in learnability_table(suite, train, test, runs).columns

@@ -81,6 +81,21 @@ def evaluate_task(method, processor, records: list[dict], task, image_root, batc
                           time.time() - t0)
 
 
+def answer_profile(predictions: Sequence[dict]) -> dict:
+    """How varied a model's answers to one task are: ``n`` questions, ``distinct`` answers (compared
+    after stripping and lower-casing) and the most frequent one with its share.
+
+    A model that learned a task answers in many ways; one that collapsed onto its answer prior gives
+    the same ``top`` answer to nearly every question (``top_share`` near 1), whatever its score."""
+    from collections import Counter
+
+    counts = Counter(str(p.get("text", "")).strip().lower() for p in predictions)
+    if not counts:
+        return {"n": 0, "distinct": 0, "top": None, "top_share": None}
+    top, top_n = counts.most_common(1)[0]
+    return {"n": len(predictions), "distinct": len(counts), "top": top, "top_share": round(top_n / len(predictions), 3)}
+
+
 def write_predictions(path: str | Path, predictions: list[dict]) -> Path:
     """JSONL, one line per question (CoIN/MLLM-CL answer-file fields plus score and routing metadata)."""
     lines = [json.dumps(p, ensure_ascii=False, default=str) for p in predictions]

@@ -13,7 +13,10 @@ suite this table puts side by side
 * **best R_tt**: the highest right-after-training score over every run of the suite;
 * **LoRA-FT 3 epochs R_tt** and **learned at 3 epochs**, where the suite has the ``lora_ft__e3`` run: the
   same sequential run with three times the steps per task, the *steps* knob of "what would it take"
-  applied to the whole sequence rather than to one task alone (:mod:`cvitkit.probe`).
+  applied to the whole sequence rather than to one task alone (:mod:`cvitkit.probe`);
+* **LoRA-FT answers** (and **3 epochs answers**), where the runs' answer profiles are given: at
+  :math:`R_{t,t}`, the number of distinct answers to the task's test questions, then the most frequent
+  answer and its share. ``1 · "b" 100%`` is a collapse onto one answer, whatever its score.
 
 A task counts as *learned* when LoRA-FT's :math:`R_{t,t}` is at least ``margin`` points above the best
 constant answer (default 10: with 100 test samples a score's standard error is at most 5 points, so 10
@@ -50,10 +53,13 @@ def _round(value: float | None) -> float | None:
 
 
 def learnability_table(suite, train: dict[str, list[dict]], test: dict[str, list[dict]], runs: dict,
-                       margin: float = LEARNED_MARGIN) -> pd.DataFrame:
+                       margin: float = LEARNED_MARGIN, answers: dict | None = None) -> pd.DataFrame:
     """One row per task of ``suite``: chance, best constant, LoRA-FT's and multitask's scores, the best run,
-    and whether the task is learned. ``runs`` maps run id (``<suite>/<method>[__variant]``) to its accuracy matrix."""
+    and whether the task is learned. ``runs`` maps run id (``<suite>/<method>[__variant]``) to its accuracy
+    matrix; ``answers``, optional, maps run id to its answer profiles (``answers.json`` of a run summary:
+    ``{stage name: {task: profile}}``, :func:`cvitkit.runner.answer_profiles`)."""
     by_method = {run_id.split("/", 1)[1]: m for run_id, m in runs.items() if m is not None}
+    profiles = {run_id.split("/", 1)[1]: a for run_id, a in (answers or {}).items() if a}
     trained = {k: m for k, m in by_method.items() if not k.startswith("zero_shot")}
     rows = []
     for task in suite.tasks:
@@ -70,10 +76,24 @@ def learnability_table(suite, train: dict[str, list[dict]], test: dict[str, list
                      "best R_tt": _round(scores.get(best)), "best run": best or "",
                      "LoRA-FT - best constant": None if lora is None else round(lora - constant, 1),
                      "learned": _learned(lora, constant, margin)})
+        if "lora_ft" in profiles:
+            rows[-1]["LoRA-FT answers"] = _answers(profiles["lora_ft"], task.name)
         if LONGER_RUN in by_method:
             rows[-1].update({"LoRA-FT 3 epochs R_tt": _round(longer),
                              "learned at 3 epochs": _learned(longer, constant, margin)})
+            if LONGER_RUN in profiles:
+                rows[-1]["3 epochs answers"] = _answers(profiles[LONGER_RUN], task.name)
     return pd.DataFrame(rows).set_index("task")
+
+
+def _answers(profiles: dict, task: str) -> str:
+    """``distinct · "top answer" share`` of the answers to ``task`` right after training on it."""
+    profile = (profiles.get(task) or {}).get(task)
+    if not profile or not profile.get("n"):
+        return ""
+    top = str(profile["top"])
+    top = top if len(top) <= 14 else top[:13] + "…"
+    return f'{profile["distinct"]} · "{top}" {profile["top_share"]:.0%}'
 
 
 def _learned(score: float | None, constant: float, margin: float) -> str:

@@ -85,6 +85,7 @@ class Run:
     summary: dict = field(default_factory=dict)
     statistics: dict = field(default_factory=dict)
     config: dict = field(default_factory=dict)
+    answers: dict = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     cache: dict = field(default_factory=dict, repr=False)
 
@@ -111,7 +112,7 @@ class Run:
             run.status = f"unreadable: {matrix_path.name} has no rows"
             return run
         run.status = "ok"
-        for name in ("metrics", "summary", "statistics", "config"):
+        for name in ("metrics", "summary", "statistics", "config", "answers"):
             file = path / f"{name}.json"
             if not file.is_file():
                 continue
