@@ -79,10 +79,14 @@ metrics.round(2)
 # Forgetting only means something for a task that was learned first. Chance here is the
 # **majority-answer baseline**: every test question answered with the most frequent training answer,
 # scored by the task's own scorer (a VizWiz-like task that is 34 % "unanswerable" has chance 34, not
-# 1/#answers). A model that collapses to one answer can still beat that by luck of the test sample, so
-# the bar is the **best constant answer**: the highest score any one training answer gets when given to
-# every test question. A task counts as learned when LoRA-FT's score right after training on it,
-# $R_{t,t}$, is at least 10 points above the best constant (two standard errors at 100 test samples).
+# 1/#answers). Two stronger references follow. A model that collapses to one answer can beat chance by
+# luck of the test sample: the **best constant answer** is the highest score any one training answer
+# gets when given to every test question. A model that reads the question but not the image can beat
+# every constant (a task mixing yes/no and multiple-choice questions rewards "yes" to one kind and "A"
+# to the other): the **question prior** answers each test question with the most frequent training
+# answer to the same question text. The *bar* is the higher of the two, and a task counts as learned
+# when LoRA-FT's score right after training on it, $R_{t,t}$, is at least 10 points above it (two
+# standard errors at 100 test samples): only a model that reads the image gets there.
 # Where the suite also has the run `lora_ft__e3` (the same sequence with three epochs per task), two
 # more columns say which tasks three times the steps would lift over that bar. The *answers* columns
 # say how varied LoRA-FT's answers were right after training on the task: the number of distinct
@@ -111,19 +115,20 @@ else:
         learnability.to_csv(tables / f"{suite}_learnability.csv")
         (tables / f"{suite}_learnability.md").write_text(learnability.to_markdown() + "\n")
         learned = int((learnability["learned"] == "yes").sum())
-        print(f"{learned} of {len(learnability)} tasks learned (LoRA-FT R_tt >= best constant answer + {LEARNED_MARGIN:g})")
+        print(f"{learned} of {len(learnability)} tasks learned (LoRA-FT R_tt >= bar + {LEARNED_MARGIN:g})")
         if "learned at 3 epochs" in learnability:
             print(f"{int((learnability['learned at 3 epochs'] == 'yes').sum())} of {len(learnability)} "
                   "learned with three epochs per task (run lora_ft__e3)")
 learnability
 
 # %% [markdown]
-# The same table as a picture: each bar is a fine-tune score minus the task's best constant answer,
-# so every task shares one bar to clear, the dashed line 10 points up. A bar at or below zero is a
-# model that has collapsed onto a constant answer (or worse: malformed boxes and points score 0).
+# The same table as a picture: each bar is a fine-tune score minus the task's bar (best constant or
+# question prior, whichever is higher), so every task has the same line to clear, dashed, 10 points
+# up. A bar at or below zero is a model that does no better than an answer or question prior (or
+# worse: malformed boxes and points score 0).
 
 # %%
-fig = learnability_figure(learnability, f"{suite}: fine-tune score above the best constant answer", LEARNED_MARGIN)
+fig = learnability_figure(learnability, f"{suite}: fine-tune score above the bar", LEARNED_MARGIN)
 if fig is not None:
     path = root / "figures" / suite / "learnability.png"
     save_figure(fig, path, stamp=f"cvitkit {profile} {suite} learnability")

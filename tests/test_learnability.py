@@ -1,4 +1,4 @@
-"""Chance level (majority-answer baseline), best constant answer and the learnability table, on hand-made records
+"""Chance level (majority-answer baseline), best constant answer, question prior and the learnability table, on hand-made records
 and matrices."""
 
 from types import SimpleNamespace
@@ -66,8 +66,8 @@ def test_table_flags_tasks_learned_by_lora_ft_against_chance():
     table = learnability_table(suite, train, test, runs)
     assert table.loc["A", "chance"] == 25.0 and table.loc["B", "chance"] == 50.0
     assert table.loc["A", "best constant"] == 25.0 and table.loc["B", "best constant"] == 50.0
-    assert table.loc["A", "LoRA-FT - best constant"] == 35.0 and table.loc["A", "learned"] == "yes"
-    assert table.loc["B", "LoRA-FT - best constant"] == 5.0 and table.loc["B", "learned"] == "no"
+    assert table.loc["A", "LoRA-FT - bar"] == 35.0 and table.loc["A", "learned"] == "yes"
+    assert table.loc["B", "LoRA-FT - bar"] == 5.0 and table.loc["B", "learned"] == "no"
     assert table.loc["A", "multitask"] == 70.0
     # zero-shot is not a fine-tune score, so its 99 never counts as the best run
     assert table.loc["A", "best run"] == "multitask" and table.loc["B", "best run"] == "moelora"
@@ -96,7 +96,7 @@ def test_a_task_collapsed_to_a_lucky_answer_is_not_learned():
     runs = {"s/lora_ft": pd.DataFrame({"Sci": [75.0]}, index=["Sci"])}  # e.g. always answering "B"
     table = learnability_table(suite, train, test, runs)
     assert table.loc["Sci", "chance"] == 25.0 and table.loc["Sci", "best constant"] == 75.0
-    assert table.loc["Sci", "LoRA-FT - best constant"] == 0.0 and table.loc["Sci", "learned"] == "no"
+    assert table.loc["Sci", "LoRA-FT - bar"] == 0.0 and table.loc["Sci", "learned"] == "no"
 
 
 def test_the_three_epoch_run_gets_its_own_columns_only_where_it_ran():
@@ -147,3 +147,37 @@ def test_answers_column_shows_a_collapse():
     assert table.loc["Sci", "LoRA-FT answers"] == '1 · "b" 100%'
     assert table.loc["Med", "LoRA-FT answers"] == '37 · "a very long a…" 9%'
     assert "LoRA-FT answers" not in learnability_table(suite, train, test, runs).columns
+
+
+def _asked(*pairs):
+    """Training records with their own question texts: (question, answer) pairs."""
+    return [{"id": str(i), "conversations": [{"from": "human", "value": f"<image>\n{q}"}, {"from": "gpt", "value": a}]}
+            for i, (q, a) in enumerate(pairs)]
+
+
+def _quiz(*pairs):
+    return [{"question_id": str(i), "text": f"<image>\n{q}", "answer": a} for i, (q, a) in enumerate(pairs)]
+
+
+def test_question_prior_answers_each_question_with_its_own_training_majority():
+    from cvitkit.eval.chance import best_constant_score, question_prior_score
+
+    # a Fin-like task: yes/no questions are mostly "yes", letter questions mostly "A"
+    train = _asked(("Is it rising?", "yes"), ("Is it rising?", "yes"), ("Is it rising?", "no"),
+                   ("Which trend? A. up B. down", "A"), ("Which trend? A. up B. down", "A"),
+                   ("Which trend? A. up B. down", "B"))
+    test = _quiz(("is it  RISING?", "yes"), ("Is it rising?", "no"), ("Which trend? A. up B. down", "A"),
+                 ("Which trend? A. up B. down", "A"), ("Never seen?", "yes"))
+    # blind guesses: yes, yes, A, A, and the training majority for the unseen question (yes: 3 of 6, first seen)
+    assert question_prior_score(_task("Fin"), train, test) == 80.0
+    assert best_constant_score(_task("Fin"), train, test) == 40.0  # "yes" or "A" alone: 2 of 5
+
+
+def test_the_bar_is_the_higher_of_best_constant_and_question_prior():
+    suite = SimpleNamespace(tasks=[_task("Fin")])
+    train = {"Fin": _asked(("yn?", "yes"), ("yn?", "yes"), ("mc?", "A"), ("mc?", "A"))}
+    test = {"Fin": _quiz(("yn?", "yes"), ("yn?", "yes"), ("mc?", "A"), ("mc?", "B"))}  # best constant 50, prior 75
+    runs = {"s/lora_ft": pd.DataFrame({"Fin": [80.0]}, index=["Fin"])}
+    table = learnability_table(suite, train, test, runs)
+    assert table.loc["Fin", "best constant"] == 50.0 and table.loc["Fin", "question prior"] == 75.0
+    assert table.loc["Fin", "LoRA-FT - bar"] == 5.0 and table.loc["Fin", "learned"] == "no"  # 30 over the constant

@@ -16,12 +16,24 @@ majority (CoIN ScienceQA in the mini run: the majority training letter scores 27
 scores 43, and LoRA-FT answered "B" to every question). The *best constant answer* bounds every such
 model from above,
 
-.. math:: \mathrm{const}(t) = \max_{a \in A_k} \mathrm{score}_t\big(\{a\}_{i=1}^{n},\ \{a_i\}_{i=1}^{n}\big),
-          \qquad A_k = \text{the } k \text{ most frequent training answers},
+.. math:: \\mathrm{const}(t) = \\max_{a \\in A_k} \\mathrm{score}_t\\big(\\{a\\}_{i=1}^{n},\\ \\{a_i\\}_{i=1}^{n}\\big),
+          \\qquad A_k = \\text{the } k \\text{ most frequent training answers},
 
-and it is the bar a task has to clear to count as *learned*: only a model that reads the image (or the
-question) can beat every constant answer. It uses the test answers to pick the constant, so it is a
-ceiling for answer-prior models, not an estimate of one.
+It uses the test answers to pick the constant, so it is a ceiling for answer-prior models, not an
+estimate of one.
+
+A model that reads the question but not the image can beat every constant: MLLM-CL Fin mixes
+multiple-choice and yes/no questions, and answering "A" to the first kind and "yes" to the second
+scores 11 points over the best single answer without a look at the chart. The *question prior* is
+that blind model (the question-only baseline of VQA): each test question gets the most frequent
+training answer among training questions with the same text (image token removed, case and spacing
+normalised), or the training majority when no training question has that text,
+
+.. math:: \\mathrm{blind}(t) = \\mathrm{score}_t\\big(\\{\\hat a(q_i)\\}_{i=1}^{n},\\ \\{a_i\\}_{i=1}^{n}\\big),
+          \\qquad \\hat a(q) = \\arg\\max_a \\#\\{\\text{training pairs } (q, a)\\}.
+
+The bar a task has to clear to count as *learned* is the higher of the two: only a model that reads
+the image can beat both.
 """
 
 from __future__ import annotations
@@ -48,6 +60,33 @@ def training_answers(train_records: list[dict], source: str = "training records"
     if not answers:
         raise DataError(f"{source}: no training records, so there is no majority answer.")
     return answers
+
+
+def question_key(text: str) -> str:
+    """A question as a blind model sees it: without the image token, lower-cased, spacing collapsed."""
+    return " ".join(text.replace("<image>", " ").lower().split())
+
+
+def _training_question(record: dict) -> str:
+    turns = [t for t in record.get("conversations", []) if t.get("from") == "human"]
+    return question_key(turns[-1]["value"]) if turns else ""
+
+
+def question_prior_score(task, train_records: list[dict], test_records: list[dict]) -> float:
+    """The question-only baseline of ``task``: each test question answered with the most frequent training
+    answer to the same question text (the training majority for a question never seen in training),
+    scored with the task's scorer (see the module notes)."""
+    from cvitkit.eval.scorers import score
+
+    answers = training_answers(train_records, f"task {task.name}")
+    by_question: dict[str, Counter] = {}
+    for record, answer in zip(train_records, answers):
+        by_question.setdefault(_training_question(record), Counter())[answer] += 1
+    fallback = Counter(answers).most_common(1)[0][0]
+    guesses = [by_question[q].most_common(1)[0][0] if q in by_question else fallback
+               for q in (question_key(str(r.get("text", ""))) for r in test_records)]
+    result = score(task.scorer, guesses, [r["answer"] for r in test_records], **(task.scorer_params or {}))
+    return float(result.score)
 
 
 def chance_score(task, train_records: list[dict], test_records: list[dict]) -> float:

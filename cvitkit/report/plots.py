@@ -101,21 +101,23 @@ LEARNABILITY_SERIES = {"LoRA-FT R_tt": "LoRA-FT, 1 epoch", "LoRA-FT 3 epochs R_t
 
 
 def learnability_figure(table: pd.DataFrame, title: str, margin: float = 10.0):
-    """Points above the best constant answer, per task, for each fine-tune score the learnability table
-    holds (:func:`cvitkit.report.learnability.learnability_table`); the dashed line is the learned bar."""
+    """Points above the bar (the higher of the best constant answer and the question prior), per task, for
+    each fine-tune score the learnability table holds (:func:`cvitkit.report.learnability.learnability_table`);
+    the dashed line is the margin a learned task clears."""
     present = [c for c in LEARNABILITY_SERIES if c in table and table[c].notna().any()]
     if table.empty or not present:
         return None
     plt = _plt()
     import seaborn as sns
 
-    long = pd.DataFrame([{"task": task, "score": LEARNABILITY_SERIES[c], "above": row[c] - row["best constant"]}
+    bar = table[[c for c in ("best constant", "question prior") if c in table]].max(axis=1)
+    long = pd.DataFrame([{"task": task, "score": LEARNABILITY_SERIES[c], "above": row[c] - bar[task]}
                          for task, row in table.iterrows() for c in present if pd.notna(row[c])])
     fig, ax = plt.subplots(figsize=(max(5.0, 0.9 * len(table) + 2), 3.6))
     sns.barplot(data=long, x="task", y="above", hue="score", ax=ax)
     ax.axhline(margin, ls="--", color="0.3", lw=1)
     ax.axhline(0, color="0.6", lw=0.8)
-    ax.set_ylabel("points above best constant")
+    ax.set_ylabel("points above the bar")
     ax.set_xlabel("")
     ax.legend(fontsize=7, loc="best")
     ax.set_title(title, fontsize=10)
