@@ -4,8 +4,8 @@ The learnability table of ``03_evaluate`` says which tasks LoRA-FT fails to lift
 continual run. This probe separates *cannot learn* from *had too few steps*: for each task it starts
 from the profile's base model, trains one fresh adapter of ``method`` (LoRA-FT by default, the
 method's profile preset otherwise unchanged) on that task alone for each number of epochs asked
-for, and scores it on the task's test set next to the task's chance level
-(:func:`cvitkit.eval.chance.chance_score`).
+for, and scores it on the task's test set next to the references of :mod:`cvitkit.eval.chance`:
+chance, the best constant answer and the question prior.
 
 Three knobs answer *what would it take*: more steps (``--epochs``), a larger model (``--preset``) and
 more training data (``--train-per-task``: a larger synthetic training set of the same generator, built
@@ -89,14 +89,14 @@ def probe_suite(profile: str | Profile, suite: str, tasks: list[str] | None = No
     """Probe every task of ``tasks`` (default: all of ``suite``) at every value of ``epochs``.
 
     ``train_per_task`` trains on a larger (or smaller) synthetic training set than the profile's.
-    Returns one row per (task, epochs): training samples, chance, best constant answer (the bar of
-    :mod:`cvitkit.report.learnability`), score, score - best constant, optimizer steps and training
-    seconds (as recorded when the probe trained), and merges it into
+    Returns one row per (task, epochs): training samples, chance, best constant answer, question prior,
+    score, score - bar (the higher of the last two, as in :mod:`cvitkit.report.learnability`), optimizer
+    steps and training seconds (as recorded when the probe trained), and merges it into
     ``results/<profile>/tables/<suite>_probe.{csv,md}`` (rows of other tasks, epochs, sizes or methods
     are kept).
     """
     from cvitkit.data import load_suite
-    from cvitkit.eval.chance import best_constant_score, chance_score
+    from cvitkit.eval.chance import best_constant_score, chance_score, question_prior_score
 
     profile = load_profile(profile) if isinstance(profile, str) else profile
     spec = load_suite(suite)
@@ -117,14 +117,15 @@ def probe_suite(profile: str | Profile, suite: str, tasks: list[str] | None = No
     for task in tasks or known:
         chance = chance_score(specs[task], suite_data.train[task], suite_data.test[task])
         constant = best_constant_score(specs[task], suite_data.train[task], suite_data.test[task])
+        blind = question_prior_score(specs[task], suite_data.train[task], suite_data.test[task])
         for n in epochs:
             log(f"[probe] {suite}/{task}: {method}, {n:g} epoch(s)")
             result = probe_task(profile, suite_data, task, n, method, log=log, train_per_task=train_per_task)
             rows.append({"task": task, "scorer": specs[task].scorer, "model": profile.model.preset,
                          "method": method, "epochs": n, "train samples": len(suite_data.train[task]),
                          "chance": round(chance, 1), "best constant": round(constant, 1),
-                         "score": round(result["score"], 1),
-                         "score - best constant": round(result["score"] - constant, 1),
+                         "question prior": round(blind, 1), "score": round(result["score"], 1),
+                         "score - bar": round(result["score"] - max(constant, blind), 1),
                          "steps": result["steps"], "train seconds": result["train_seconds"]})
     table = pd.DataFrame(rows)
     path = profile.results_dir / "tables" / f"{suite}_probe.csv"
