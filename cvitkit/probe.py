@@ -96,7 +96,7 @@ def probe_suite(profile: str | Profile, suite: str, tasks: list[str] | None = No
     are kept).
     """
     from cvitkit.data import load_suite
-    from cvitkit.eval.chance import best_constant_score, chance_score, question_prior_score
+    from cvitkit.eval.chance import image_free_references
 
     profile = load_profile(profile) if isinstance(profile, str) else profile
     spec = load_suite(suite)
@@ -115,17 +115,14 @@ def probe_suite(profile: str | Profile, suite: str, tasks: list[str] | None = No
     specs = {t.name: t for t in suite_data.suite.tasks}
     rows = []
     for task in tasks or known:
-        chance = chance_score(specs[task], suite_data.train[task], suite_data.test[task])
-        constant = best_constant_score(specs[task], suite_data.train[task], suite_data.test[task])
-        blind = question_prior_score(specs[task], suite_data.train[task], suite_data.test[task])
+        ref = image_free_references(specs[task], suite_data.train[task], suite_data.test[task])
         for n in epochs:
             log(f"[probe] {suite}/{task}: {method}, {n:g} epoch(s)")
             result = probe_task(profile, suite_data, task, n, method, log=log, train_per_task=train_per_task)
             rows.append({"task": task, "scorer": specs[task].scorer, "model": profile.model.preset,
                          "method": method, "epochs": n, "train samples": len(suite_data.train[task]),
-                         "chance": round(chance, 1), "best constant": round(constant, 1),
-                         "question prior": round(blind, 1), "score": round(result["score"], 1),
-                         "score - bar": round(result["score"] - max(constant, blind), 1),
+                         **{k: round(ref[k], 1) for k in ("chance", "best constant", "question prior")},
+                         "score": round(result["score"], 1), "score - bar": round(result["score"] - ref["bar"], 1),
                          "steps": result["steps"], "train seconds": result["train_seconds"]})
     table = pd.DataFrame(rows)
     path = profile.results_dir / "tables" / f"{suite}_probe.csv"

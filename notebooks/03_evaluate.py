@@ -128,9 +128,10 @@ learnability
 # worse: malformed boxes and points score 0).
 
 # %%
+figures = root / "figures" / suite
 fig = learnability_figure(learnability, f"{suite}: fine-tune score above the bar", LEARNED_MARGIN)
 if fig is not None:
-    path = root / "figures" / suite / "learnability.png"
+    path = figures / "learnability.png"
     save_figure(fig, path, stamp=f"cvitkit {profile} {suite} learnability")
     print("wrote", path)
 
@@ -140,7 +141,6 @@ if fig is not None:
 # to that task as later tasks were learned — a colour that fades down the column is forgetting.
 
 # %%
-figures = root / "figures" / suite
 for run_id in run_ids:
     fig = matrix_figure(store[run_id], f"{run_id}: accuracy matrix")
     if fig is not None:

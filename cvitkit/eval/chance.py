@@ -110,3 +110,13 @@ def best_constant_score(task, train_records: list[dict], test_records: list[dict
     pool = [a for a, _ in Counter(training_answers(train_records, f"task {task.name}")).most_common(candidates)]
     return max(float(score(task.scorer, [a] * len(references), references, **(task.scorer_params or {})).score)
                for a in pool)
+
+
+def image_free_references(task, train_records: list[dict], test_records: list[dict]) -> dict[str, float]:
+    """The three scores of ``task`` that need no image, and the learned-or-not ``bar`` (the higher of the
+    best constant and the question prior, see the module notes): what the learnability table and the
+    probes put beside a fine-tune score."""
+    constant = best_constant_score(task, train_records, test_records)
+    blind = question_prior_score(task, train_records, test_records)
+    return {"chance": chance_score(task, train_records, test_records), "best constant": constant,
+            "question prior": blind, "bar": max(constant, blind)}

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from cvitkit.eval.chance import best_constant_score, chance_score, question_prior_score
+from cvitkit.eval.chance import image_free_references
 
 #: Points above the bar (best constant answer or question prior) that count as clearly learned.
 LEARNED_MARGIN = 10.0
@@ -67,18 +67,16 @@ def learnability_table(suite, train: dict[str, list[dict]], test: dict[str, list
     trained = {k: m for k, m in by_method.items() if not k.startswith("zero_shot")}
     rows = []
     for task in suite.tasks:
-        chance = chance_score(task, train[task.name], test[task.name])
-        constant = best_constant_score(task, train[task.name], test[task.name])
-        blind = question_prior_score(task, train[task.name], test[task.name])
-        bar = max(constant, blind)
+        ref = image_free_references(task, train[task.name], test[task.name])
+        bar = ref["bar"]
         lora = diagonal(by_method["lora_ft"], task.name) if "lora_ft" in by_method else None
         joint = diagonal(by_method["multitask"], task.name) if "multitask" in by_method else None
         longer = diagonal(by_method[LONGER_RUN], task.name) if LONGER_RUN in by_method else None
         scores = {k: diagonal(m, task.name) for k, m in trained.items()}
         scores = {k: v for k, v in scores.items() if v is not None}
         best = max(scores, key=scores.get) if scores else None
-        rows.append({"task": task.name, "scorer": task.scorer, "chance": round(chance, 1),
-                     "best constant": round(constant, 1), "question prior": round(blind, 1),
+        rows.append({"task": task.name, "scorer": task.scorer,
+                     **{k: round(ref[k], 1) for k in ("chance", "best constant", "question prior")},
                      "LoRA-FT R_tt": _round(lora), "multitask": _round(joint),
                      "best R_tt": _round(scores.get(best)), "best run": best or "",
                      "LoRA-FT - bar": None if lora is None else round(lora - bar, 1),
