@@ -14,7 +14,9 @@ in its own folder; the test set is unchanged, samples being drawn per index).
 Each (task, epochs) probe is an ordinary resumable run folder under
 ``<work>/<profile>/probes/<suite>/<preset>/<task>__<method>__e<epochs>[__n<samples>]`` (predictions
 included), so an interrupted probe continues where it stopped and a finished one is read back instead
-of retrained. The table goes to ``results/<profile>/tables/<suite>_probe.{csv,md}``::
+of retrained. The table goes to ``results/<profile>/tables/<suite>_probe.{csv,md}``, and the suite's
+*what it takes* table (:mod:`cvitkit.report.what_it_takes`: every setting tried per task, in sequence
+and alone, and which ones learned it) is rewritten beside it when the learnability table exists::
 
     python -m cvitkit.probe --profile mini --suite coin --tasks ImageNet Grounding --epochs 1 3
     python -m cvitkit.probe --profile mini --suite coin --tasks Grounding --epochs 3 --preset tiny-20m
@@ -133,6 +135,9 @@ def probe_suite(profile: str | Profile, suite: str, tasks: list[str] | None = No
     calls.append(provenance(profile=profile.name, suite=suite, method=method, tasks=list(tasks or known),
                             epochs=list(epochs), train_per_task=train_per_task))
     atomic_write_json(sidecar, {"calls": calls})
+    from cvitkit.report.what_it_takes import write_what_it_takes
+
+    write_what_it_takes(path.parent, suite, default_samples=profile.data.sizes_for(suite)["train_per_task"])
     return table
 
 

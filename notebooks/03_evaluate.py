@@ -122,6 +122,19 @@ else:
 learnability
 
 # %% [markdown]
+# **What it takes.** The probe tables (`python -m cvitkit.probe`, run by hand: they are not part of the
+# pipeline) train each task alone with more steps, more data or a larger model. This table gathers, per
+# task, every setting measured so far, in sequence and alone, and names those that cleared the bar.
+
+# %%
+from cvitkit.report.what_it_takes import write_what_it_takes
+
+what_it_takes = pd.DataFrame()
+if not learnability.empty:
+    what_it_takes = write_what_it_takes(tables, suite, default_samples=len(next(iter(data.train.values()))))
+what_it_takes
+
+# %% [markdown]
 # The same table as a picture: each bar is a fine-tune score minus the task's bar (best constant or
 # question prior, whichever is higher), so every task has the same line to clear, dashed, 10 points
 # up. A bar at or below zero is a model that does no better than an answer or question prior (or

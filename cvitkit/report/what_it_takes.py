@@ -1,0 +1,84 @@
+"""What it takes to learn each task: every setting tried, in one row per task.
+
+The learnability table (:mod:`cvitkit.report.learnability`) scores each task inside the continual
+runs; the probe tables (:mod:`cvitkit.probe`) score it trained alone with more steps, more data or a
+larger model. Issue-level question: *which knob, if any, gets the tiny model over the bar?* This table
+answers it per task by collecting every measured setting:
+
+* ``in sequence, 1 epoch`` and ``in sequence, 3 epochs``: LoRA-FT's :math:`R_{t,t}` in the ``lora_ft``
+  and ``lora_ft__e3`` runs, against the learnability table's bar;
+* ``alone, <model>, <n> epochs[, <m> samples]``: each probe row, against the bar of its own training
+  set (a larger set has its own best constant and question prior).
+
+A setting *learns* the task when its score is at least ``margin`` points above its bar (the bar is the
+higher of the best constant answer and the question prior). Columns: the bar, the number of settings
+tried, the best score with its setting and its distance to the bar, and every setting that learned
+the task (``none`` when none did).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from cvitkit.report.learnability import LEARNED_MARGIN
+
+
+def _sequence_settings(row: pd.Series, bar: float) -> list[tuple[str, float]]:
+    """``(label, score - bar)`` of the continual runs' :math:`R_{t,t}` found in a learnability row."""
+    found = []
+    for label, column in (("in sequence, 1 epoch", "LoRA-FT R_tt"), ("in sequence, 3 epochs", "LoRA-FT 3 epochs R_tt")):
+        if column in row and pd.notna(row[column]):
+            found.append((label, float(row[column]), float(row[column]) - bar))
+    return found
+
+
+def _probe_label(row: pd.Series, default_samples: int | None) -> str:
+    epochs = float(row["epochs"])
+    label = f"alone, {row['model']}, {epochs:g} epoch{'' if epochs == 1 else 's'}"
+    if row.get("method", "lora_ft") != "lora_ft":
+        label += f", {row['method']}"
+    if default_samples is not None and int(row["train samples"]) != default_samples:
+        label += f", {int(row['train samples']):,} samples"
+    return label
+
+
+def what_it_takes(learnability: pd.DataFrame, probes: pd.DataFrame | None = None,
+                  margin: float = LEARNED_MARGIN, default_samples: int | None = None) -> pd.DataFrame:
+    """One row per task of ``learnability`` (indexed by task, as written by ``03_evaluate``).
+
+    ``probes`` are the suite's probe rows (``<suite>_probe.csv``), optional; ``default_samples`` is the
+    profile's training-set size per task, so that only probes on another size name theirs."""
+    rows = []
+    for task, row in learnability.iterrows():
+        bar = max(float(row["best constant"]), float(row["question prior"]))
+        settings = _sequence_settings(row, bar)
+        if probes is not None and len(probes):
+            for _, probe in probes[probes["task"] == task].iterrows():
+                settings.append((_probe_label(probe, default_samples), float(probe["score"]),
+                                 float(probe["score - bar"])))
+        best = max(settings, key=lambda s: s[2]) if settings else None
+        learned = [label for label, _, above in settings if above >= margin]
+        rows.append({"task": task, "scorer": row["scorer"], "bar": round(bar, 1), "settings tried": len(settings),
+                     "best score": None if best is None else round(best[1], 1),
+                     "best - bar": None if best is None else round(best[2], 1),
+                     "best setting": "" if best is None else best[0],
+                     "learned by": "; ".join(learned) if learned else "none"})
+    return pd.DataFrame(rows).set_index("task")
+
+
+def write_what_it_takes(tables: str | Path, suite: str, default_samples: int | None = None,
+                        margin: float = LEARNED_MARGIN) -> pd.DataFrame | None:
+    """Build the table from ``<tables>/<suite>_learnability.csv`` and ``<suite>_probe.csv`` (if any) and
+    write ``<suite>_what_it_takes.{csv,md}``; ``None`` (nothing written) without a learnability table."""
+    tables = Path(tables)
+    source = tables / f"{suite}_learnability.csv"
+    if not source.is_file():
+        return None
+    probe_file = tables / f"{suite}_probe.csv"
+    probes = pd.read_csv(probe_file) if probe_file.is_file() else None
+    table = what_it_takes(pd.read_csv(source, index_col="task"), probes, margin, default_samples)
+    table.to_csv(tables / f"{suite}_what_it_takes.csv")
+    (tables / f"{suite}_what_it_takes.md").write_text(table.to_markdown() + "\n")
+    return table

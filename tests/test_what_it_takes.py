@@ -1,0 +1,64 @@
+"""The per-task 'what it takes' table: every setting tried, its distance to the bar, and which learned."""
+
+import pandas as pd
+
+from cvitkit.report.what_it_takes import what_it_takes, write_what_it_takes
+
+
+def _learnability() -> pd.DataFrame:
+    return pd.DataFrame([
+        {"task": "AD", "scorer": "bounded_substring", "best constant": 18.0, "question prior": 37.0,
+         "LoRA-FT R_tt": 34.0, "LoRA-FT 3 epochs R_tt": 42.0},
+        {"task": "Sci", "scorer": "exact_match", "best constant": 41.0, "question prior": 39.0,
+         "LoRA-FT R_tt": 33.0, "LoRA-FT 3 epochs R_tt": 52.0},
+        {"task": "GUI", "scorer": "point_in_box", "best constant": 20.0, "question prior": 16.0,
+         "LoRA-FT R_tt": 0.0, "LoRA-FT 3 epochs R_tt": 17.0},
+    ]).set_index("task")
+
+
+def _probes() -> pd.DataFrame:
+    return pd.DataFrame([
+        # the 4,000-sample row has its own, higher bar (45): 41 is 4 under it although 41 > 37 + 0
+        {"task": "AD", "model": "tiny-3m", "method": "lora_ft", "epochs": 1.0, "train samples": 4000,
+         "score": 41.0, "score - bar": -4.0},
+        {"task": "AD", "model": "tiny-3m", "method": "lora_ft", "epochs": 10.0, "train samples": 1000,
+         "score": 47.0, "score - bar": 10.0},
+        {"task": "Sci", "model": "tiny-20m", "method": "lora_ft", "epochs": 3.0, "train samples": 1000,
+         "score": 32.0, "score - bar": -9.0},
+    ])
+
+
+def test_each_setting_is_judged_against_its_own_bar_and_the_learners_are_named():
+    table = what_it_takes(_learnability(), _probes(), margin=10.0, default_samples=1000)
+    ad = table.loc["AD"]
+    assert ad["bar"] == 37.0 and ad["settings tried"] == 4
+    assert ad["learned by"] == "alone, tiny-3m, 10 epochs"          # 42 - 37 = 5 in sequence: not enough
+    assert (ad["best score"], ad["best - bar"], ad["best setting"]) == (47.0, 10.0, "alone, tiny-3m, 10 epochs")
+    sci = table.loc["Sci"]
+    assert sci["bar"] == 41.0 and sci["learned by"] == "in sequence, 3 epochs"    # 52 - 41 = 11
+    assert table.loc["GUI", "learned by"] == "none" and table.loc["GUI", "best - bar"] == -3.0
+    assert table.loc["GUI", "settings tried"] == 2
+
+
+def test_probe_labels_name_samples_only_when_they_differ_from_the_profile():
+    table = what_it_takes(_learnability(), _probes().iloc[[0]], margin=-100.0, default_samples=1000)
+    assert "alone, tiny-3m, 1 epoch, 4,000 samples" in table.loc["AD", "learned by"].split("; ")
+    assert table.loc["AD", "learned by"].startswith("in sequence, 1 epoch; in sequence, 3 epochs")
+
+
+def test_without_probes_only_the_sequence_settings_count():
+    table = what_it_takes(_learnability(), None)
+    assert table["settings tried"].tolist() == [2, 2, 2]
+    assert table.loc["Sci", "learned by"] == "in sequence, 3 epochs"
+
+
+def test_write_needs_the_learnability_table_and_reads_the_probes_beside_it(tmp_path):
+    assert write_what_it_takes(tmp_path, "mllmcl_dcl") is None
+    assert not list(tmp_path.iterdir())
+    _learnability().to_csv(tmp_path / "mllmcl_dcl_learnability.csv")
+    _probes().to_csv(tmp_path / "mllmcl_dcl_probe.csv", index=False)
+    table = write_what_it_takes(tmp_path, "mllmcl_dcl", default_samples=1000)
+    assert table.loc["AD", "settings tried"] == 4
+    saved = pd.read_csv(tmp_path / "mllmcl_dcl_what_it_takes.csv", index_col="task")
+    assert saved.loc["AD", "learned by"] == "alone, tiny-3m, 10 epochs"
+    assert "| AD " in (tmp_path / "mllmcl_dcl_what_it_takes.md").read_text()
