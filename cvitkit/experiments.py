@@ -9,6 +9,8 @@ Variants live with their method, in ``configs/methods/<method>.yaml``::
         model: {preset: tiny-20m}   # optional: another model preset
       diverse:
         data: {instructions: diverse}   # optional: DataConfig fields (its own data folder)
+      seed1:
+        train: {seed: 1}            # optional: TrainConfig fields (a repeat with another seed)
 
 ``configs/experiments.yaml`` lists, per profile, the runs the pipeline trains on each suite —
 exactly the runs the paper tables need. Tables and notebooks refer to runs by these ids.
@@ -28,7 +30,7 @@ PLANS_FILE = CONFIG_DIR / "experiments.yaml"
 METHOD_CONFIG_DIR = CONFIG_DIR / "methods"
 
 
-VARIANT_KEYS = ("overrides", "model", "data", "description")
+VARIANT_KEYS = ("overrides", "model", "data", "train", "description")
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class RunSpec:
     model: dict = field(default_factory=dict)
     description: str = ""
     data: dict = field(default_factory=dict)
+    train: dict = field(default_factory=dict)
 
 
 def method_file(method: str, config_dir: Path = METHOD_CONFIG_DIR) -> dict:
@@ -79,27 +82,36 @@ def resolve_run(run_id: str, config_dir: Path = METHOD_CONFIG_DIR) -> RunSpec:
     if extra:
         raise ConfigError(f"configs/methods/{method}.yaml: variant '{variant}' has unknown key(s) {sorted(extra)}; "
                           f"allowed: {', '.join(VARIANT_KEYS)}.")
-    data = _check_data(spec.get("data") or {}, f"configs/methods/{method}.yaml: variant '{variant}'")
+    where = f"configs/methods/{method}.yaml: variant '{variant}'"
+    data = _check_section(spec.get("data") or {}, where, "data", "DataConfig")
+    train = _check_section(spec.get("train") or {}, where, "train", "TrainConfig")
     return RunSpec(run_id, method, variant, spec.get("overrides") or {}, spec.get("model") or {},
-                   spec.get("description", ""), data)
+                   spec.get("description", ""), data, train)
 
 
-def _check_data(data: dict, where: str) -> dict:
-    """A variant's ``data:`` section, checked now (not when its run starts, hours into a pipeline)."""
+_SECTION_EXAMPLES = {"data": "{instructions: diverse}", "train": "{seed: 1}"}
+
+
+def _check_section(values: dict, where: str, section: str, config_class: str) -> dict:
+    """A variant's ``data:`` or ``train:`` section, checked now (not when its run starts, hours into a
+    pipeline) against the fields of the profile section it overrides."""
     from cvitkit.data.config import DataConfig
+    from cvitkit.train_config import TrainConfig
 
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where}: 'data' must be a mapping of data settings, e.g. {{instructions: diverse}}.")
-    valid = [f.name for f in fields(DataConfig)]
-    unknown = sorted(set(data) - set(valid))
+    cls = {"DataConfig": DataConfig, "TrainConfig": TrainConfig}[config_class]
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where}: '{section}' must be a mapping of {section} settings, "
+                          f"e.g. {_SECTION_EXAMPLES[section]}.")
+    valid = [f.name for f in fields(cls)]
+    unknown = sorted(set(values) - set(valid))
     if unknown:
-        raise ConfigError(f"{where}: unknown data key(s) {unknown}. Fix: use fields of the profile's data section: "
-                          f"{', '.join(valid)}.")
+        raise ConfigError(f"{where}: unknown {section} key(s) {unknown}. Fix: use fields of the profile's "
+                          f"{section} section: {', '.join(valid)}.")
     try:
-        from_dict(DataConfig, data, source=f"{where}: data")
+        from_dict(cls, values, source=f"{where}: {section}")
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from exc
-    return dict(data)
+    return dict(values)
 
 
 def plan(profile: str, path: Path = PLANS_FILE) -> dict[str, list[str]]:

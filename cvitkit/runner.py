@@ -155,7 +155,8 @@ def run_named(profile: str | Profile, suite: str, run_id: str, stream_length: in
     """Run a run id (``method`` or ``method__variant``, see :mod:`cvitkit.experiments`) on ``suite``.
 
     A variant may change the model preset (e.g. ``__large``) or data settings (e.g. ``__diverse``:
-    diverse training instructions, built in their own data folder); ``quantization`` ("none", "8bit",
+    diverse training instructions, built in their own data folder) or training settings (e.g. ``__seed1``:
+    the same run with another seed); ``quantization`` ("none", "8bit",
     "4bit") overrides the profile's, which is how the notebooks' QLoRA switch works.
     """
     from dataclasses import replace
@@ -164,6 +165,7 @@ def run_named(profile: str | Profile, suite: str, run_id: str, stream_length: in
     from cvitkit.data.config import DataConfig
     from cvitkit.experiments import resolve_run
     from cvitkit.models.spec import ModelConfig
+    from cvitkit.train_config import TrainConfig
 
     profile = load_profile(profile) if isinstance(profile, str) else profile
     spec = resolve_run(run_id)
@@ -173,7 +175,9 @@ def run_named(profile: str | Profile, suite: str, run_id: str, stream_length: in
         model["quantization"] = quantization
         variant = f"{variant}_{quantization}" if variant else quantization  # its own run folder
     data = from_dict(DataConfig, {**asdict(profile.data), **spec.data}, source=f"run '{run_id}' data")
-    profile = replace(profile, model=from_dict(ModelConfig, model, source=f"run '{run_id}' model"), data=data)
+    train = from_dict(TrainConfig, {**asdict(profile.train), **spec.train}, source=f"run '{run_id}' train")
+    profile = replace(profile, model=from_dict(ModelConfig, model, source=f"run '{run_id}' model"), data=data,
+                      train=train)
     return run_method(profile, suite, spec.method, overrides=spec.overrides, variant=variant,
                       stream_length=stream_length, force=force, log=log)
 

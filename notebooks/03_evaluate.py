@@ -39,8 +39,6 @@ data_root = ""         # full profile: root of the real benchmark files (for the
 # Runs are folders `results/<profile>/runs/<suite>/<run id>/` (stream suites: `<suite>_<N>chunks`).
 
 # %%
-from pathlib import Path
-
 import pandas as pd
 
 from cvitkit.report.plots import forgetting_figure, learnability_figure, matrix_figure, save_figure
@@ -69,10 +67,32 @@ for run_id in run_ids:
 metrics = pd.DataFrame(rows).set_index("run") if rows else pd.DataFrame()
 tables = root / "tables"
 tables.mkdir(parents=True, exist_ok=True)
+figures = root / "figures" / suite
 if not metrics.empty:
     metrics.round(2).to_csv(tables / f"{suite}_metrics.csv")
     (tables / f"{suite}_metrics.md").write_text(metrics.round(2).to_markdown() + "\n")
 metrics.round(2)
+
+# %% [markdown]
+# ## Seed spread
+# Runs repeated with other training seeds (`<run>__seed<N>`, the `seed` variants of
+# `configs/methods/`) show how much of a gap between two methods one seed's luck could make: per
+# repeated run, the number of seeds and the mean, standard deviation and range of each metric. Where
+# two methods' ranges overlap, these seeds do not tell them apart.
+
+# %%
+from cvitkit.report.plots import seed_figure
+from cvitkit.report.seeds import seed_spread
+
+spread = seed_spread(metrics) if not metrics.empty else pd.DataFrame()
+if spread.empty:
+    print(f"no run of {suite} is repeated with another seed.")
+else:
+    spread.round(2).to_csv(tables / f"{suite}_seeds.csv")
+    (tables / f"{suite}_seeds.md").write_text(spread.round(2).to_markdown() + "\n")
+    fig = seed_figure(metrics, f"{suite}: each seed of the repeated runs (bar: mean)")
+    save_figure(fig, figures / "seeds.png", stamp=f"cvitkit {profile} {suite} seeds")
+spread.round(2)
 
 # %% [markdown]
 # ## Is each task learned at all?
@@ -141,7 +161,6 @@ what_it_takes
 # worse: malformed boxes and points score 0).
 
 # %%
-figures = root / "figures" / suite
 fig = learnability_figure(learnability, f"{suite}: fine-tune score above the bar", LEARNED_MARGIN)
 if fig is not None:
     path = figures / "learnability.png"

@@ -125,6 +125,33 @@ def learnability_figure(table: pd.DataFrame, title: str, margin: float = 10.0):
     return fig
 
 
+def seed_figure(metrics: pd.DataFrame, title: str, columns: Sequence[str] = ("MFN", "BWT")):
+    """One panel per metric: every seed of each repeated run as a point, its mean as a bar
+    (:func:`cvitkit.report.seeds.seed_groups` finds the repeats)."""
+    from cvitkit.report.seeds import seed_groups
+
+    groups = seed_groups(metrics.index)
+    columns = [c for c in columns if c in metrics.columns]
+    if not groups or not columns:
+        return None
+    plt = _plt()
+    import seaborn as sns
+
+    long = pd.DataFrame([{"run": run.split("/", 1)[-1], "metric": c, "value": float(metrics.loc[m, c])}
+                         for run, members in groups.items() for m in members for c in columns])
+    fig, axes = plt.subplots(1, len(columns), figsize=(3.0 * len(columns) + 1.0, 3.4), squeeze=False)
+    for ax, column in zip(axes[0], columns):
+        part = long[long["metric"] == column]
+        sns.barplot(data=part, x="run", y="value", errorbar=None, color="0.85", ax=ax)
+        sns.stripplot(data=part, x="run", y="value", color="0.15", size=5, jitter=0.15, ax=ax)
+        ax.set_xlabel("")
+        ax.set_ylabel(column)
+        ax.tick_params(axis="x", rotation=30, labelsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
 def expert_usage_figure(runs: Mapping[str, Run], title: str):
     """Expert usage per layer at the last stage (fraction of gate mass), one heatmap per run."""
     from cvitkit.report.columns import _usage
