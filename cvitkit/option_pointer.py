@@ -22,11 +22,23 @@ Two tasks are trained side by side on the same prompts:
     the control: the answer is the stated value itself (one look-up, no pointer). It shows that the
     loop, the model and the learning rate can learn *something* from these prompts in the same steps.
 
+Two more strip the words away, to tell the pointer itself from its wording. Each prompt is bare
+tokens: the queried value, a newline, then each option as its letter token and its value token, then
+``:`` (``circle \n A heart B circle C star :``):
+
+``recall``
+    the answer is the matching option's letter token as it stands in the prompt (``B``), so the model
+    can copy it: associative recall.
+``recall_remap``
+    the same prompts answered with the letter as the ``letter`` task writes it (``" B"``), a token
+    that is not in the prompt. In the kit's byte-level BPE ``B`` and ``" B"`` are different tokens,
+    and a tiny model trained from scratch has never learned that they are the same letter.
+
 Each model trains every weight of its language model (full fine-tuning, AdamW, constant learning rate
 after a short warm-up) and is scored on 256 held-out prompts by greedy next-token accuracy every 250
 steps; it stops early at 99 % (``--stop-at``), so the table's ``steps`` is what each model needed or
 the budget it failed in.
-Chance for ``letter`` is the mean of 1/n over 3- and 4-option questions (0.29); the *best constant*
+Chance for the letter tasks is the mean of 1/n over 3- and 4-option questions (0.29); the *best constant*
 is the share of the most frequent answer among the held-out prompts, what a model collapsed onto one
 answer scores.
 
@@ -55,15 +67,22 @@ VALUE_POOLS = (
     ("red", "green", "blue", "yellow", "purple", "orange", "black", "white"),
     ("1", "2", "3", "4", "5", "6"),
 )
-TASKS = ("letter", "copy")
+TASKS = ("letter", "copy", "recall", "recall_remap")
+#: Tasks whose answer is an option's letter (chance: a uniform guess among 3 or 4 options).
+LETTER_TASKS = ("letter", "recall", "recall_remap")
 SUFFIX = "Answer with the option's letter from the given choices directly."
+
+
+def _draw(rng: random.Random) -> tuple[list[str], str]:
+    """3 or 4 distinct options of one kind, and the value asked for (one of them)."""
+    pool = rng.choice(VALUE_POOLS)
+    options = rng.sample(pool, rng.randint(3, 4))
+    return options, rng.choice(options)
 
 
 def pointer_prompt(rng: random.Random) -> tuple[str, str, str]:
     """One question: ``(prompt, letter, value)`` where ``letter`` names the option equal to ``value``."""
-    pool = rng.choice(VALUE_POOLS)
-    options = rng.sample(pool, rng.randint(3, 4))
-    value = rng.choice(options)
+    options, value = _draw(rng)
     block = "\n".join(f"{LETTERS[i]}. {o}" for i, o in enumerate(options))
     prompt = f"USER: It is {value}. Which one is it?\n{block}\n{SUFFIX} ASSISTANT:"
     return prompt, LETTERS[options.index(value)], value
@@ -90,16 +109,37 @@ def encode(tokenizer, rng: random.Random, n: int, task: str) -> tuple[torch.Tens
         raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
     prompts, targets = [], []
     for _ in range(n):
+        if task in ("recall", "recall_remap"):
+            prompt, target = _bare_pointer(tokenizer, rng, remap=task == "recall_remap")
+            prompts.append(prompt)
+            targets.append(target)
+            continue
         prompt, letter, value = pointer_prompt(rng)
         prompts.append(tokenizer(prompt, add_special_tokens=False)["input_ids"])
         answer = letter if task == "letter" else value
-        # the last token: BPE may split " 3" into " " + "3", and only the last piece tells values apart
-        targets.append(tokenizer(" " + answer, add_special_tokens=False)["input_ids"][-1])
+        targets.append(_last_token(tokenizer, " " + answer))
     width = max(map(len, prompts))
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts])
     mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
     return ids, mask, torch.tensor(targets)
+
+
+def _last_token(tokenizer, text: str) -> int:
+    # the last token: BPE may split " 3" into " " + "3", and only the last piece tells values apart
+    return tokenizer(text, add_special_tokens=False)["input_ids"][-1]
+
+
+def _bare_pointer(tokenizer, rng: random.Random, remap: bool) -> tuple[list[int], int]:
+    """Token ids of ``value \n A v1 B v2 ... :`` and the answer: the matching option's letter token as
+    in the prompt, or with ``remap`` the letter task's answer token (``" B"``)."""
+    options, value = _draw(rng)
+    ids = [_last_token(tokenizer, " " + value), _last_token(tokenizer, "\n")]
+    for letter, option in zip(LETTERS, options):
+        ids += [_last_token(tokenizer, letter), _last_token(tokenizer, " " + option)]
+    ids.append(_last_token(tokenizer, ":"))
+    letter = LETTERS[options.index(value)]
+    return ids, _last_token(tokenizer, (" " if remap else "") + letter)
 
 
 def _next_token_logits(model, ids, mask):
@@ -208,7 +248,7 @@ def main(argv=None) -> int:
             curves[f"{label} / {task}"] = curve
             rows.append({
                 "model": label, "task": task, "steps": curve[-1]["step"],
-                "chance": round(100 * letter_chance(), 1) if task == "letter" else None,
+                "chance": round(100 * letter_chance(), 1) if task in LETTER_TASKS else None,
                 "best constant": round(100 * best_constant(tokenizer, task), 1),
                 "accuracy at start": round(100 * curve[0]["accuracy"], 1),
                 "best accuracy": round(100 * max(c["accuracy"] for c in curve), 1),

@@ -87,3 +87,19 @@ def test_write_table_merges_calls_by_model_and_task(tmp_path):
     assert pd.read_csv(tmp_path / "option_pointer.csv").equals(table)
     calls = json.loads((tmp_path / "option_pointer.json").read_text())["calls"]
     assert [c["arguments"] for c in calls] == [{"call": 1}, {"call": 2}]
+
+
+def test_bare_recall_answers_with_the_matching_options_letter_token_and_remap_with_another(micro_llava):
+    _, processor = micro_llava
+    tok = processor.tokenizer
+    ids, mask, target = encode(tok, random.Random(5), 64, "recall")
+    _, _, remapped = encode(tok, random.Random(5), 64, "recall_remap")   # same prompts, other answers
+    letters = {tok(letter, add_special_tokens=False)["input_ids"][-1] for letter in LETTERS}
+    for row, m, answer, other in zip(ids.tolist(), mask.tolist(), target.tolist(), remapped.tolist()):
+        prompt = [t for t, keep in zip(row, m) if keep]
+        query, pairs = prompt[0], prompt[2:-1]
+        assert len(pairs) in (6, 8) and set(pairs[0::2]) <= letters
+        # the answer is the letter token just before the option equal to the queried value
+        assert pairs[pairs[1::2].index(query) * 2] == answer
+        assert other not in prompt and other != answer
+        assert tok.decode([other]).strip() == tok.decode([answer])
