@@ -168,7 +168,8 @@ def merge_table(path, table: pd.DataFrame, key: list[str], order) -> pd.DataFram
     table = order(table)
     path.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(path, index=False)
-    path.with_suffix(".md").write_text(table.to_markdown(index=False) + "\n")
+    # empty cells stay empty (a merged CSV reads them back as NaN, which Markdown would print as "nan")
+    path.with_suffix(".md").write_text(table.astype(object).where(table.notna(), "").to_markdown(index=False) + "\n")
     return table
 
 

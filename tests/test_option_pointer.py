@@ -103,3 +103,12 @@ def test_bare_recall_answers_with_the_matching_options_letter_token_and_remap_wi
         assert pairs[pairs[1::2].index(query) * 2] == answer
         assert other not in prompt and other != answer
         assert tok.decode([other]).strip() == tok.decode([answer])
+
+
+def test_merged_markdown_leaves_missing_cells_empty(tmp_path):
+    from cvitkit.option_pointer import write_table
+
+    write_table(tmp_path, [{"model": "m", "task": "copy", "chance": None, "steps": 250}], {}, {})
+    write_table(tmp_path, [{"model": "m", "task": "letter", "chance": 29.2, "steps": 3000}], {}, {})
+    text = (tmp_path / "option_pointer.md").read_text()
+    assert "nan" not in text and "29.2" in text
