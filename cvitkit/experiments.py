@@ -82,9 +82,12 @@ def resolve_run(run_id: str, config_dir: Path = METHOD_CONFIG_DIR) -> RunSpec:
     if extra:
         raise ConfigError(f"configs/methods/{method}.yaml: variant '{variant}' has unknown key(s) {sorted(extra)}; "
                           f"allowed: {', '.join(VARIANT_KEYS)}.")
+    from cvitkit.data.config import DataConfig
+    from cvitkit.train_config import TrainConfig
+
     where = f"configs/methods/{method}.yaml: variant '{variant}'"
-    data = _check_section(spec.get("data") or {}, where, "data", "DataConfig")
-    train = _check_section(spec.get("train") or {}, where, "train", "TrainConfig")
+    data = _check_section(spec.get("data") or {}, where, "data", DataConfig)
+    train = _check_section(spec.get("train") or {}, where, "train", TrainConfig)
     return RunSpec(run_id, method, variant, spec.get("overrides") or {}, spec.get("model") or {},
                    spec.get("description", ""), data, train)
 
@@ -92,13 +95,9 @@ def resolve_run(run_id: str, config_dir: Path = METHOD_CONFIG_DIR) -> RunSpec:
 _SECTION_EXAMPLES = {"data": "{instructions: diverse}", "train": "{seed: 1}"}
 
 
-def _check_section(values: dict, where: str, section: str, config_class: str) -> dict:
+def _check_section(values: dict, where: str, section: str, cls: type) -> dict:
     """A variant's ``data:`` or ``train:`` section, checked now (not when its run starts, hours into a
-    pipeline) against the fields of the profile section it overrides."""
-    from cvitkit.data.config import DataConfig
-    from cvitkit.train_config import TrainConfig
-
-    cls = {"DataConfig": DataConfig, "TrainConfig": TrainConfig}[config_class]
+    pipeline) against the fields of ``cls``, the dataclass of the profile section it overrides."""
     if not isinstance(values, dict):
         raise ConfigError(f"{where}: '{section}' must be a mapping of {section} settings, "
                           f"e.g. {_SECTION_EXAMPLES[section]}.")

@@ -25,8 +25,8 @@ import pandas as pd
 from cvitkit.report.learnability import LEARNED_MARGIN
 
 
-def _sequence_settings(row: pd.Series, bar: float) -> list[tuple[str, float]]:
-    """``(label, score - bar)`` of the continual runs' :math:`R_{t,t}` found in a learnability row."""
+def _sequence_settings(row: pd.Series, bar: float) -> list[tuple[str, float, float]]:
+    """``(label, score, score - bar)`` of the continual runs' :math:`R_{t,t}` found in a learnability row."""
     found = []
     for label, column in (("in sequence, 1 epoch", "LoRA-FT R_tt"), ("in sequence, 3 epochs", "LoRA-FT 3 epochs R_tt")):
         if column in row and pd.notna(row[column]):
