@@ -24,7 +24,7 @@ Two tasks are trained side by side on the same prompts:
 
 Two more strip the words away, to tell the pointer itself from its wording. Each prompt is bare
 tokens: the queried value, a newline, then each option as its letter token and its value token, then
-``:`` (``circle \n A heart B circle C star :``):
+``:`` (``circle \\n A heart B circle C star :``):
 
 ``recall``
     the answer is the matching option's letter token as it stands in the prompt (``B``), so the model
@@ -131,7 +131,7 @@ def _last_token(tokenizer, text: str) -> int:
 
 
 def _bare_pointer(tokenizer, rng: random.Random, remap: bool) -> tuple[list[int], int]:
-    """Token ids of ``value \n A v1 B v2 ... :`` and the answer: the matching option's letter token as
+    """Token ids of ``value \\n A v1 B v2 ... :`` and the answer: the matching option's letter token as
     in the prompt, or with ``remap`` the letter task's answer token (``" B"``)."""
     options, value = _draw(rng)
     ids = [_last_token(tokenizer, " " + value), _last_token(tokenizer, "\n")]

@@ -91,6 +91,12 @@ def learnability_table(suite, train: dict[str, list[dict]], test: dict[str, list
     return pd.DataFrame(rows).set_index("task")
 
 
+def table_bar(table: pd.DataFrame) -> pd.Series:
+    """Each task's bar read back from a learnability table's own columns: the higher of the best constant
+    and the question prior (the best constant alone in tables written before the question prior)."""
+    return table[[c for c in ("best constant", "question prior") if c in table]].max(axis=1)
+
+
 def _answers(profiles: dict, task: str) -> str:
     """``distinct · "top answer" share`` of the answers to ``task`` right after training on it."""
     profile = (profiles.get(task) or {}).get(task)

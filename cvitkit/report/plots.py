@@ -110,7 +110,9 @@ def learnability_figure(table: pd.DataFrame, title: str, margin: float = 10.0):
     plt = _plt()
     import seaborn as sns
 
-    bar = table[[c for c in ("best constant", "question prior") if c in table]].max(axis=1)
+    from cvitkit.report.learnability import table_bar
+
+    bar = table_bar(table)
     long = pd.DataFrame([{"task": task, "score": LEARNABILITY_SERIES[c], "above": row[c] - bar[task]}
                          for task, row in table.iterrows() for c in present if pd.notna(row[c])])
     fig, ax = plt.subplots(figsize=(max(5.0, 0.9 * len(table) + 2), 3.6))

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cvitkit.report.learnability import LEARNED_MARGIN
+from cvitkit.report.learnability import LEARNED_MARGIN, table_bar
 
 
 def _sequence_settings(row: pd.Series, bar: float) -> list[tuple[str, float, float]]:
@@ -50,9 +50,9 @@ def what_it_takes(learnability: pd.DataFrame, probes: pd.DataFrame | None = None
 
     ``probes`` are the suite's probe rows (``<suite>_probe.csv``), optional; ``default_samples`` is the
     profile's training-set size per task, so that only probes on another size name theirs."""
-    rows = []
+    rows, bars = [], table_bar(learnability)
     for task, row in learnability.iterrows():
-        bar = max(float(row["best constant"]), float(row["question prior"]))
+        bar = float(bars[task])
         settings = _sequence_settings(row, bar)
         if probes is not None and len(probes):
             for _, probe in probes[probes["task"] == task].iterrows():
