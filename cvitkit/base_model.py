@@ -31,7 +31,10 @@ def base_key(profile: Profile, corpus_lines: list[str]) -> str:
     from cvitkit.data import load_suite
 
     suite = asdict(load_suite(profile.base.suite))
-    key = {"model": asdict(profile.model), "base": asdict(profile.base), "image_size": profile.data.image_size,
+    base = asdict(profile.base)
+    if not base["vision_position_weight"]:  # an option added later, left unset, keeps the key of cached models
+        del base["vision_position_weight"]
+    key = {"model": asdict(profile.model), "base": base, "image_size": profile.data.image_size,
            "corpus": config_hash({"c": corpus_lines}), "suite": config_hash(suite)}
     if profile.base.vision_suite:
         key["vision_suite"] = config_hash(asdict(load_suite(profile.base.vision_suite)))
@@ -128,7 +131,7 @@ def _pretrain_vision(profile: Profile, model, processor, log) -> dict:
 
     from cvitkit.data import build_suite, load_suite, load_suite_data
     from cvitkit.data.dataset import load_image
-    from cvitkit.vision_pretrain import pretrain_vision_tower
+    from cvitkit.vision_pretrain import position_readout, pretrain_vision_tower
 
     cfg = profile.base
     suite = load_suite(cfg.vision_suite)
@@ -141,11 +144,15 @@ def _pretrain_vision(profile: Profile, model, processor, log) -> dict:
     captions = [r["conversations"][-1]["value"] for r in records]
     log(f"stage 0: vision tower on {len(images)} captioned images of {len(suite.tasks)} domains/kinds")
     report = pretrain_vision_tower(model, processor, images, captions, epochs=cfg.vision_epochs, lr=cfg.vision_lr,
-                                   batch_size=cfg.vision_batch_size, seed=cfg.seed)
+                                   batch_size=cfg.vision_batch_size, seed=cfg.seed,
+                                   position_weight=cfg.vision_position_weight)
     for p in model.model.vision_tower.parameters():
         p.requires_grad_(False)  # as LLaVA keeps CLIP frozen: later stages cannot undo what it learned
+    # can the language model still tell where a patch is? (row/column R² of a linear read-out)
+    report["position_readout"] = position_readout(model, processor, images[:: max(1, len(images) // 256)])
     log(f"stage 0 done: {report['steps']} steps in {report['train_seconds']:.0f} s, "
-        f"loss {report['loss_curve'][0]['loss']:.3f} -> {report['loss_curve'][-1]['loss']:.3f}")
+        f"loss {report['loss_curve'][0]['loss']:.3f} -> {report['loss_curve'][-1]['loss']:.3f}, position R² "
+        f"row {report['position_readout']['row']:.2f}, column {report['position_readout']['column']:.2f}")
     return report
 
 

@@ -7,12 +7,14 @@ method's profile preset otherwise unchanged) on that task alone for each number 
 for, and scores it on the task's test set next to the references of :mod:`cvitkit.eval.chance`:
 chance, the best constant answer and the question prior.
 
-Three knobs answer *what would it take*: more steps (``--epochs``), a larger model (``--preset``) and
-more training data (``--train-per-task``: a larger synthetic training set of the same generator, built
-in its own folder; the test set is unchanged, samples being drawn per index).
+Four knobs answer *what would it take*: more steps (``--epochs``), a larger model (``--preset``), more
+training data (``--train-per-task``: a larger synthetic training set of the same generator, built in
+its own folder; the test set is unchanged, samples being drawn per index) and a base model whose
+frozen vision tower keeps where each patch is (``--vision-position-weight``, see
+:mod:`cvitkit.vision_pretrain`; its own base model, pretrained once).
 
 Each (task, epochs) probe is an ordinary resumable run folder under
-``<work>/<profile>/probes/<suite>/<preset>/<task>__<method>__e<epochs>[__n<samples>]`` (predictions
+``<work>/<profile>/probes/<suite>/<preset>[__position<w>]/<task>__<method>__e<epochs>[__n<samples>]`` (predictions
 included), so an interrupted probe continues where it stopped and a finished one is read back instead
 of retrained. The table goes to ``results/<profile>/tables/<suite>_probe.{csv,md}``, and the suite's
 *what it takes* table (:mod:`cvitkit.report.what_it_takes`: every setting tried per task, in sequence
@@ -21,6 +23,7 @@ and alone, and which ones learned it) is rewritten beside it when the learnabili
     python -m cvitkit.probe --profile mini --suite coin --tasks ImageNet Grounding --epochs 1 3
     python -m cvitkit.probe --profile mini --suite coin --tasks Grounding --epochs 3 --preset tiny-20m
     python -m cvitkit.probe --profile mini --suite coin --tasks Grounding --train-per-task 4000
+    python -m cvitkit.probe --profile mini --suite coin --tasks Grounding --epochs 3 --vision-position-weight 1
 """
 
 from __future__ import annotations
@@ -37,9 +40,29 @@ from cvitkit.profiles import Profile, available_profiles, load_profile
 from cvitkit.provenance import atomic_write_json, provenance, work_dir
 
 
+def model_label(profile: Profile) -> str:
+    """The probed model as the tables name it: the preset, and the base model's stage-0 position term
+    when it is set (``tiny-3m + position term``), a base model of its own."""
+    weight = profile.base.vision_position_weight
+    return profile.model.preset + (f" + position term {weight:g}" if weight else "")
+
+
+def with_position_term(profile: Profile, weight: float) -> Profile:
+    """``profile`` whose base model's stage 0 weighs the patch-position term by ``weight``."""
+    if weight < 0:
+        raise ConfigError(f"the position term's weight must be 0 or more, got {weight}.")
+    if weight and (profile.model.source != "base" or not profile.base.vision_suite):
+        raise ConfigError(f"the position term changes how the kit pretrains its base model's vision tower, but "
+                          f"profile {profile.name!r} does not pretrain one (model.source {profile.model.source!r}, "
+                          f"base.vision_suite {profile.base.vision_suite!r}). Fix: use the mini profile.")
+    return replace(profile, base=replace(profile.base, vision_position_weight=weight))
+
+
 def _probe_dir(profile: Profile, suite: str, task: str, method: str, epochs: float, train_per_task: int | None):
     name = f"{task}__{method}__e{epochs:g}" + (f"__n{train_per_task}" if train_per_task else "")
-    return work_dir(profile.name) / "probes" / suite / profile.model.preset / name
+    weight = profile.base.vision_position_weight
+    model = profile.model.preset + (f"__position{weight:g}" if weight else "")
+    return work_dir(profile.name) / "probes" / suite / model / name
 
 
 def _probe_data(profile: Profile, spec, train_per_task: int | None):
@@ -121,7 +144,7 @@ def probe_suite(profile: str | Profile, suite: str, tasks: list[str] | None = No
         for n in epochs:
             log(f"[probe] {suite}/{task}: {method}, {n:g} epoch(s)")
             result = probe_task(profile, suite_data, task, n, method, log=log, train_per_task=train_per_task)
-            rows.append({"task": task, "scorer": specs[task].scorer, "model": profile.model.preset,
+            rows.append({"task": task, "scorer": specs[task].scorer, "model": model_label(profile),
                          "method": method, "epochs": n, "train samples": len(suite_data.train[task]),
                          **{k: round(ref[k], 1) for k in ("chance", "best constant", "question prior")},
                          "score": round(result["score"], 1), "score - bar": round(result["score"] - ref["bar"], 1),
@@ -186,12 +209,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-per-task", type=int,
                         help="training samples per task (default: the profile's); a larger synthetic set "
                              "is built in its own folder")
+    parser.add_argument("--vision-position-weight", type=float,
+                        help="base model whose frozen vision tower also learned each patch's row and column "
+                             "with this weight (stage 0, cvitkit/vision_pretrain.py); pretrained first, once")
     parser.add_argument("--data-root", help="real benchmark files (full profile)")
     args = parser.parse_args(argv)
     try:
         profile = load_profile(args.profile, data_root=args.data_root)
         if args.preset:
             profile = replace(profile, model=replace(profile.model, preset=args.preset))
+        if args.vision_position_weight is not None:
+            profile = with_position_term(profile, args.vision_position_weight)
         table = probe_suite(profile, args.suite, args.tasks, args.epochs, args.method,
                             train_per_task=args.train_per_task)
     except CvitkitError as exc:

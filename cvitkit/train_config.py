@@ -57,3 +57,6 @@ class BaseModelConfig:
     vision_epochs: float = option(4.0, help="Passes over the vision suite's images.")
     vision_lr: float = option(1e-3, help="Peak AdamW learning rate of stage 0 (cosine with warm-up).")
     vision_batch_size: int = option(64, help="Images per stage-0 step.")
+    vision_position_weight: float = option(0.0, help="Weight of stage 0's patch-position term (each patch predicts "
+                                                     "its row and column, so the frozen tower keeps where things "
+                                                     "are); 0: captions alone.")

@@ -13,9 +13,25 @@ image (weakly supervised bag-of-words prediction, Joulin et al., 2016):
     \\mathcal{L} = \\mathrm{BCE}\\big(W\\,\\bar h(x) + b,\\; \\mathbb{1}[\\text{token } v \\in \\text{caption}(x)]\\big),
     \\qquad \\bar h(x) = \\frac{1}{N}\\sum_{i=1}^{N} h_i(x)
 
-with :math:`h_i` the tower's patch features at the layer LLaVA reads (``vision_feature_layer``). The
-head :math:`(W, b)` is discarded afterwards; the language model and the projector never see these
-images or captions, so the continual tasks stay new to the instruction-following part of the model.
+with :math:`h_i` the tower's patch features at the layer LLaVA reads (``vision_feature_layer``).
+
+Mean pooling makes that loss blind to *where* a thing is, and the tower learns to drop the position
+embeddings: a linear read-out (:func:`position_readout`) of the caption-only tower's patch features
+recovered a patch's column with R² 0.04 on grounding images (its row 0.88, mostly because backgrounds
+change with height; 0.29 and 0.88 straight after the position embeddings). A language model reads an image
+token's content, not its place (rotary positions shape attention, not values), so tasks answered
+with coordinates (grounding boxes, click points) had nothing to learn from. A real CLIP tower keeps
+its patches' positions. With ``position_weight`` > 0 each patch also predicts its own row and column
+through linear heads (patch position prediction, Zhai et al., ICML 2022):
+
+.. math::
+
+    \\mathcal{L} = \\mathcal{L}_{\\text{BoW}} + \\frac{\\lambda}{2N}\\sum_{i=1}^{N}
+        \\big[\\mathrm{CE}(R\\,h_i, \\mathrm{row}_i) + \\mathrm{CE}(C\\,h_i, \\mathrm{col}_i)\\big]
+
+which keeps position linearly readable from every patch. All heads are discarded afterwards; the
+language model and the projector never see these images or captions, so the continual tasks stay new
+to the instruction-following part of the model.
 """
 
 from __future__ import annotations
@@ -46,11 +62,29 @@ def caption_targets(tokenizer, captions: list[str], vocab: int) -> torch.Tensor:
     return targets
 
 
+def position_targets(patches: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Row and column of each of ``patches`` patch tokens, in the tower's row-major order."""
+    side = math.isqrt(patches)
+    if side * side != patches:
+        raise ValueError(f"patch position prediction needs a square grid of patches, got {patches}.")
+    index = torch.arange(patches)
+    return index // side, index % side
+
+
+def position_loss(features: torch.Tensor, rows: torch.nn.Linear, cols: torch.nn.Linear) -> torch.Tensor:
+    """Mean cross-entropy of predicting each patch's row and column from its features ``(B, N, H)``."""
+    batch, patches, _ = features.shape
+    row, col = (t.repeat(batch) for t in position_targets(patches))
+    flat = features.reshape(batch * patches, -1)
+    return 0.5 * (F.cross_entropy(rows(flat), row) + F.cross_entropy(cols(flat), col))
+
+
 def pretrain_vision_tower(model, processor, images: list, captions: list[str], *, epochs: float, lr: float,
-                          batch_size: int, seed: int) -> dict:
+                          batch_size: int, seed: int, position_weight: float = 0.0) -> dict:
     """Train ``model``'s vision tower on ``(image, caption)`` pairs in place; returns a small report.
 
     Every tower parameter is trained, nothing else of ``model`` is touched; ``images`` are PIL images.
+    ``position_weight`` (λ above) weighs the patch-position term; 0 trains on captions alone.
     """
     from cvitkit.train import build_scheduler, clipped_step
 
@@ -66,6 +100,10 @@ def pretrain_vision_tower(model, processor, images: list, captions: list[str], *
     pixels = processor.image_processor(images=images, return_tensors="pt")["pixel_values"]
     targets = caption_targets(processor.tokenizer, captions, vocab)
     params = [*tower.parameters(), *head.parameters()]
+    if position_weight:
+        side = tower.config.image_size // tower.config.patch_size
+        rows, cols = torch.nn.Linear(hidden, side), torch.nn.Linear(hidden, side)
+        params += [*rows.parameters(), *cols.parameters()]
     for p in tower.parameters():
         p.requires_grad_(True)
     total = max(1, math.ceil(len(images) / batch_size * epochs))
@@ -78,15 +116,43 @@ def pretrain_vision_tower(model, processor, images: list, captions: list[str], *
         for index in torch.randperm(len(images), generator=generator).split(batch_size):
             if step >= total:
                 break
-            logits = head(patch_features(model, pixels[index]).mean(1))
-            loss = F.binary_cross_entropy_with_logits(logits, targets[index])
-            clipped_step(loss, params, optimizer, scheduler)
-            window.append(loss.item())
+            features = patch_features(model, pixels[index])
+            loss = F.binary_cross_entropy_with_logits(head(features.mean(1)), targets[index])
+            where = position_loss(features, rows, cols) if position_weight else torch.zeros(())
+            clipped_step(loss + position_weight * where, params, optimizer, scheduler)
+            window.append((loss.item(), where.item()))
             step += 1
             bar.update(1)
             if step % 50 == 0 or step == total:
-                curve.append({"step": step, "loss": sum(window) / len(window)})
+                point = {"step": step, "loss": sum(w[0] for w in window) / len(window)}
+                if position_weight:
+                    point["position_loss"] = sum(w[1] for w in window) / len(window)
+                curve.append(point)
                 window = []
     bar.close()
     tower.eval()
-    return {"images": len(images), "steps": total, "train_seconds": round(time.time() - t0, 1), "loss_curve": curve}
+    return {"images": len(images), "steps": total, "train_seconds": round(time.time() - t0, 1), "loss_curve": curve,
+            "position_weight": position_weight}
+
+
+def position_readout(model, processor, images: list) -> dict[str, float]:
+    """How well a linear map reads each patch's row and column from the tower's patch features.
+
+    Least squares is fitted on the patches of the even-numbered ``images`` and scored on the odd ones; returns held-out :math:`R^2 = 1 - \\sum (\\hat y - y)^2 / \\sum (y - \\bar y)^2` for ``row`` and
+    ``column`` (1: position fully readable, 0: no better than the mean position).
+    """
+    if len(images) < 2:
+        raise ValueError("position_readout needs at least two images: it fits on the even ones and scores the odd ones.")
+    pixels = processor.image_processor(images=images, return_tensors="pt")["pixel_values"]
+    with torch.no_grad():
+        feats = patch_features(model, pixels).double()
+    batch, patches, hidden = feats.shape
+    x = torch.cat([feats, torch.ones(batch, patches, 1, dtype=torch.double)], -1)
+    fit_x, held_x = x[0::2].reshape(-1, hidden + 1), x[1::2].reshape(-1, hidden + 1)
+    scores = {}
+    for name, target in zip(("row", "column"), position_targets(patches)):
+        y = target.double()[None, :, None]
+        fit_y, held = y.expand(len(x[0::2]), -1, -1).reshape(-1, 1), y.expand(len(x[1::2]), -1, -1).reshape(-1, 1)
+        fit = held_x @ torch.linalg.lstsq(fit_x, fit_y).solution
+        scores[name] = float(1 - ((fit - held) ** 2).sum() / ((held - held.mean()) ** 2).sum())
+    return scores

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from cvitkit.errors import ConfigError
-from cvitkit.probe import probe_suite
+from cvitkit.probe import _probe_dir, model_label, probe_suite, with_position_term
 from cvitkit.provenance import work_dir
 
 SUITE = "mllmcl_dcl"
@@ -65,3 +65,22 @@ def test_probe_with_more_training_data_builds_its_own_set_and_keeps_the_profiles
 def test_probe_rejects_a_non_positive_training_size(micro_smoke_profile):
     with pytest.raises(ConfigError, match="train_per_task must be a positive"):
         probe_suite(micro_smoke_profile(), SUITE, ["Med"], [1.0], log=lambda *_: None, train_per_task=0)
+
+
+def test_a_position_term_base_is_a_model_of_its_own_in_folders_and_tables():
+    from cvitkit.profiles import load_profile
+
+    mini = load_profile("mini")
+    assert mini.base.vision_position_weight == 0 and model_label(mini) == "tiny-3m"
+    placed = with_position_term(mini, 1.0)
+    assert placed.base.vision_position_weight == 1.0 and model_label(placed) == "tiny-3m + position term 1"
+    plain_dir = _probe_dir(mini, "coin", "Grounding", "lora_ft", 3.0, None)
+    assert plain_dir.parent.name == "tiny-3m"
+    assert _probe_dir(placed, "coin", "Grounding", "lora_ft", 3.0, None).parent.name == "tiny-3m__position1"
+    with pytest.raises(ConfigError, match="0 or more"):
+        with_position_term(mini, -1.0)
+
+
+def test_the_position_term_needs_a_profile_that_pretrains_a_base(micro_smoke_profile):
+    with pytest.raises(ConfigError, match="Fix: use the mini profile"):
+        with_position_term(micro_smoke_profile(), 1.0)

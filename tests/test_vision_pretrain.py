@@ -7,7 +7,14 @@ from dataclasses import replace
 import pytest
 import torch
 
-from cvitkit.vision_pretrain import caption_targets, patch_features, pretrain_vision_tower
+from cvitkit.vision_pretrain import (
+    caption_targets,
+    patch_features,
+    position_loss,
+    position_readout,
+    position_targets,
+    pretrain_vision_tower,
+)
 from tests.conftest import make_image
 
 
@@ -48,6 +55,74 @@ def test_stage_zero_trains_the_tower_only_and_lowers_its_loss(micro_llava):
     assert changed and all(n.startswith("model.vision_tower.") for n in changed)
 
 
+def test_position_targets_follow_the_towers_row_major_patch_order(micro_llava):
+    rows, cols = position_targets(16)
+    assert rows.tolist() == [0] * 4 + [1] * 4 + [2] * 4 + [3] * 4
+    assert cols.tolist() == [0, 1, 2, 3] * 4
+    with pytest.raises(ValueError, match="square grid"):
+        position_targets(12)
+    # the tower's patch 5 (row 1, col 1 of a 4x4 grid) is the image's pixels [8:16, 8:16]
+    model, processor = micro_llava
+    conv = model.model.vision_tower.embeddings.patch_embedding
+    pixels = torch.zeros(1, 3, 32, 32)
+    pixels[:, :, 8:16, 8:16] = 1.0
+    with torch.no_grad():
+        patches = conv(pixels).flatten(2).transpose(1, 2)[0]  # as CLIPVisionEmbeddings orders them
+        empty = conv(torch.zeros(1, 3, 32, 32)).flatten(2).transpose(1, 2)[0]
+    moved = (patches - empty).abs().sum(-1).nonzero().flatten().tolist()
+    assert moved == [5] and (rows[5], cols[5]) == (1, 1)
+
+
+def test_position_loss_is_the_mean_cross_entropy_of_row_and_column():
+    torch.manual_seed(0)
+    features = torch.randn(2, 9, 5)
+    rows, cols = torch.nn.Linear(5, 3), torch.nn.Linear(5, 3)
+    expected = 0.0
+    for b in range(2):
+        for i in range(9):
+            expected += -torch.log_softmax(rows(features[b, i]), -1)[i // 3] - torch.log_softmax(cols(features[b, i]), -1)[i % 3]
+    torch.testing.assert_close(position_loss(features, rows, cols), expected / (2 * 2 * 9))
+    # features that spell out the position, read by matching heads, cost almost nothing
+    onehot = torch.eye(9).repeat(2, 1, 1) * 50.0
+    perfect_rows, perfect_cols = torch.nn.Linear(9, 3, bias=False), torch.nn.Linear(9, 3, bias=False)
+    with torch.no_grad():
+        perfect_rows.weight.copy_(torch.stack([torch.tensor([float(i // 3 == r) for i in range(9)]) for r in range(3)]))
+        perfect_cols.weight.copy_(torch.stack([torch.tensor([float(i % 3 == c) for i in range(9)]) for c in range(3)]))
+    assert position_loss(onehot, perfect_rows, perfect_cols) < 1e-6
+
+
+def test_position_readout_scores_a_linear_read_out_of_row_and_column(micro_llava):
+    model, processor = micro_llava
+    images = [make_image(32, c) for c in ["red", "blue", "green", "yellow"] * 2]
+    scores = position_readout(model, processor, images)
+    assert set(scores) == {"row", "column"} and all(s <= 1.0 for s in scores.values())
+    # a tower whose features are the bare position embeddings (no image content) is read perfectly
+    blind = copy.deepcopy(model)
+    with torch.no_grad():
+        blind.model.vision_tower.embeddings.patch_embedding.weight.zero_()
+    blind.config.vision_feature_layer = 0  # the embeddings: position only, through the pre-layer norm
+    assert min(position_readout(blind, processor, images).values()) > 0.999
+    with pytest.raises(ValueError, match="at least two images"):
+        position_readout(model, processor, images[:1])
+
+
+def test_position_term_trains_heads_that_read_every_patchs_place(micro_llava):
+    colours = ["red", "blue", "green", "yellow"] * 4
+    images = [make_image(32, c) for c in colours]
+    captions = [f"a {c} box" for c in colours]
+    plain = pretrain_vision_tower(copy.deepcopy(micro_llava[0]), micro_llava[1], images, captions, epochs=5,
+                                  lr=3e-3, batch_size=8, seed=0)
+    assert plain["position_weight"] == 0.0 and "position_loss" not in plain["loss_curve"][-1]
+    model = copy.deepcopy(micro_llava[0])
+    images, captions = [i for i in images for _ in range(2)], [c for c in captions for _ in range(2)]
+    # each picture twice in a row: the read-out fits on even, scores on odd ones, so both halves see every colour
+    report = pretrain_vision_tower(model, micro_llava[1], images, captions, epochs=30, lr=3e-3, batch_size=8,
+                                   seed=0, position_weight=1.0)
+    first, last = report["loss_curve"][0]["position_loss"], report["loss_curve"][-1]["position_loss"]
+    assert last < 0.2 < first and last < first / 3  # chance is ln 4 (4 rows, 4 columns)
+    assert position_readout(model, micro_llava[1], images)["column"] > 0.9
+
+
 @pytest.mark.slow
 def test_base_model_with_stage_zero_keeps_the_tower_frozen_afterwards(micro_smoke_profile):
     from cvitkit.base_model import base_dir_for, ensure_base_model
@@ -79,3 +154,15 @@ def test_base_model_with_stage_zero_keeps_the_tower_frozen_afterwards(micro_smok
     assert tower and all(not p.requires_grad for p in tower.values())
     for n, p in tower.items():
         torch.testing.assert_close(saved[n].detach(), p.detach(), rtol=0, atol=0)
+
+
+def test_a_position_term_makes_another_base_model():
+    from cvitkit.base_model import base_key
+    from cvitkit.data import corpus
+    from cvitkit.profiles import load_profile
+
+    mini = load_profile("mini")
+    lines = corpus()
+    keys = {w: base_key(replace(mini, base=replace(mini.base, vision_position_weight=w)), lines) for w in (0.0, 0.5, 1.0)}
+    assert len(set(keys.values())) == 3
+    assert keys[0.0] == base_key(mini, lines)
