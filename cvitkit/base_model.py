@@ -127,11 +127,30 @@ def pretrain_base_model(profile: Profile, folder: Path, corpus_lines: list[str],
 
 def _pretrain_vision(profile: Profile, model, processor, log) -> dict:
     """Stage 0: the vision tower learns every domain's concepts from captions, then is frozen."""
+    from cvitkit.vision_pretrain import position_readout, pretrain_vision_tower
+
+    cfg = profile.base
+    images, captions, tasks = _vision_data(profile)
+    log(f"stage 0: vision tower on {len(images)} captioned images of {tasks} domains/kinds")
+    report = pretrain_vision_tower(model, processor, images, captions, epochs=cfg.vision_epochs, lr=cfg.vision_lr,
+                                   batch_size=cfg.vision_batch_size, seed=cfg.seed,
+                                   position_weight=cfg.vision_position_weight)
+    for p in model.model.vision_tower.parameters():
+        p.requires_grad_(False)  # as LLaVA keeps CLIP frozen: later stages cannot undo what it learned
+    # can the language model still tell where a patch is? (row/column R² of a linear read-out)
+    report["position_readout"] = position_readout(model, processor, readout_images(images))
+    log(f"stage 0 done: {report['steps']} steps in {report['train_seconds']:.0f} s, "
+        f"loss {report['loss_curve'][0]['loss']:.3f} -> {report['loss_curve'][-1]['loss']:.3f}, position R² "
+        f"row {report['position_readout']['row']:.2f}, column {report['position_readout']['column']:.2f}")
+    return report
+
+
+def _vision_data(profile: Profile) -> tuple[list, list[str], int]:
+    """Stage 0's images and captions (the vision suite, built once under ``data_vision``) and its task count."""
     from dataclasses import replace
 
     from cvitkit.data import build_suite, load_suite, load_suite_data
     from cvitkit.data.dataset import load_image
-    from cvitkit.vision_pretrain import position_readout, pretrain_vision_tower
 
     cfg = profile.base
     suite = load_suite(cfg.vision_suite)
@@ -141,19 +160,22 @@ def _pretrain_vision(profile: Profile, model, processor, log) -> dict:
     data = load_suite_data(suite, root=data_root)
     records = [r for task in suite.tasks for r in data.train[task.name]]
     images = [load_image(r, data.image_root, i, cfg.vision_suite) for i, r in enumerate(records)]
-    captions = [r["conversations"][-1]["value"] for r in records]
-    log(f"stage 0: vision tower on {len(images)} captioned images of {len(suite.tasks)} domains/kinds")
-    report = pretrain_vision_tower(model, processor, images, captions, epochs=cfg.vision_epochs, lr=cfg.vision_lr,
-                                   batch_size=cfg.vision_batch_size, seed=cfg.seed,
-                                   position_weight=cfg.vision_position_weight)
-    for p in model.model.vision_tower.parameters():
-        p.requires_grad_(False)  # as LLaVA keeps CLIP frozen: later stages cannot undo what it learned
-    # can the language model still tell where a patch is? (row/column R² of a linear read-out)
-    report["position_readout"] = position_readout(model, processor, images[:: max(1, len(images) // 256)])
-    log(f"stage 0 done: {report['steps']} steps in {report['train_seconds']:.0f} s, "
-        f"loss {report['loss_curve'][0]['loss']:.3f} -> {report['loss_curve'][-1]['loss']:.3f}, position R² "
-        f"row {report['position_readout']['row']:.2f}, column {report['position_readout']['column']:.2f}")
-    return report
+    return images, [r["conversations"][-1]["value"] for r in records], len(suite.tasks)
+
+
+def readout_images(images: list, count: int = 256) -> list:
+    """About ``count`` of stage 0's images, evenly spread over its domains, for :func:`position_readout`."""
+    return images[:: max(1, len(images) // count)]
+
+
+def tower_position_readout(profile: Profile, folder: str | Path) -> dict[str, float]:
+    """Row and column R² of a linear read-out of the saved base model's patch features (as base.json
+    records for base models pretrained since the read-out existed), on stage 0's images."""
+    from cvitkit.models.loading import load_model
+    from cvitkit.vision_pretrain import position_readout
+
+    model, processor = load_model(folder)
+    return position_readout(model, processor, readout_images(_vision_data(profile)[0]))
 
 
 def _score_held_out(model, processor, suite, data) -> dict[str, float]:

@@ -135,6 +135,13 @@ def test_base_model_with_stage_zero_keeps_the_tower_frozen_afterwards(micro_smok
     folder = ensure_base_model(profile, log=lambda *_: None)
     report = json.loads((folder / "base.json").read_text())
     assert report["vision_stage"]["images"] == 2 * 14 and report["vision_stage"]["steps"] == 4
+    # the read-out recorded at pretraining is what the saved model gives again
+    from cvitkit.base_model import tower_position_readout
+
+    recorded = report["vision_stage"]["position_readout"]
+    assert set(recorded) == {"row", "column"}
+    again = tower_position_readout(profile, folder)
+    assert again == pytest.approx(recorded, abs=1e-6)
     # a different vision suite setting is a different base model
     other = replace(profile, base=replace(base, vision_suite=""))
     assert base_dir_for(other, corpus()) != folder
