@@ -155,7 +155,8 @@ def probe_suite(profile: str | Profile, suite: str, tasks: list[str] | None = No
     # each call's provenance, appended: rows of one table may come from several calls
     sidecar = path.with_suffix(".json")
     calls = json.loads(sidecar.read_text())["calls"] if sidecar.exists() else []
-    calls.append(provenance(profile=profile.name, suite=suite, method=method, tasks=list(tasks or known),
+    calls.append(provenance(profile=profile.name, suite=suite, model=model_label(profile), method=method,
+                            tasks=list(tasks or known),
                             epochs=list(epochs), train_per_task=train_per_task))
     atomic_write_json(sidecar, {"calls": calls})
     from cvitkit.report.what_it_takes import write_what_it_takes
