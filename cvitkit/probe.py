@@ -14,8 +14,8 @@ frozen vision tower keeps where each patch is (``--vision-position-weight``, see
 :mod:`cvitkit.vision_pretrain`; its own base model, pretrained once).
 
 Each (task, epochs) probe is an ordinary resumable run folder under
-``<work>/<profile>/probes/<suite>/<preset>[__position<w>]/<task>__<method>__e<epochs>[__n<samples>]`` (predictions
-included), so an interrupted probe continues where it stopped and a finished one is read back instead
+``<work>/<profile>/probes/<suite>/<preset>[__position<w>]/<task>__<method>__e<epochs>[__n<samples>]``
+(predictions included), so an interrupted probe continues where it stopped and a finished one is read back instead
 of retrained. The table goes to ``results/<profile>/tables/<suite>_probe.{csv,md}``, and the suite's
 *what it takes* table (:mod:`cvitkit.report.what_it_takes`: every setting tried per task, in sequence
 and alone, and which ones learned it) is rewritten beside it when the learnability table exists::
@@ -42,7 +42,7 @@ from cvitkit.provenance import atomic_write_json, provenance, work_dir
 
 def model_label(profile: Profile) -> str:
     """The probed model as the tables name it: the preset, and the base model's stage-0 position term
-    when it is set (``tiny-3m + position term``), a base model of its own."""
+    when it is set (``tiny-3m + position term 1``), a base model of its own."""
     weight = profile.base.vision_position_weight
     return profile.model.preset + (f" + position term {weight:g}" if weight else "")
 
@@ -156,8 +156,7 @@ def probe_suite(profile: str | Profile, suite: str, tasks: list[str] | None = No
     sidecar = path.with_suffix(".json")
     calls = json.loads(sidecar.read_text())["calls"] if sidecar.exists() else []
     calls.append(provenance(profile=profile.name, suite=suite, model=model_label(profile), method=method,
-                            tasks=list(tasks or known),
-                            epochs=list(epochs), train_per_task=train_per_task))
+                            tasks=list(tasks or known), epochs=list(epochs), train_per_task=train_per_task))
     atomic_write_json(sidecar, {"calls": calls})
     from cvitkit.report.what_it_takes import write_what_it_takes
 

@@ -18,10 +18,10 @@ with :math:`h_i` the tower's patch features at the layer LLaVA reads (``vision_f
 Mean pooling makes that loss blind to *where* a thing is, and the tower learns to drop the position
 embeddings: a linear read-out (:func:`position_readout`) of the caption-only ``mini`` tower's patch
 features recovers a patch's column with held-out R² 0.06 and its row with 0.47 (row mostly because
-backgrounds change with height); with the position term below, 0.92 and 0.92. A language model reads an image
-token's content, not its place (rotary positions shape attention, not values), so tasks answered
-with coordinates (grounding boxes, click points) had nothing to learn from. A real CLIP tower keeps
-its patches' positions. With ``position_weight`` > 0 each patch also predicts its own row and column
+backgrounds change with height); with the position term below, 0.92 and 0.92. A language model reads
+an image token's content, not its place (rotary positions shape attention, not values), so tasks
+answered with coordinates (grounding boxes, click points) have little to go on. A real CLIP tower
+keeps its patches' positions. With ``position_weight`` > 0 each patch also predicts its own row and column
 through linear heads (patch position prediction, Zhai et al., ICML 2022):
 
 .. math::
@@ -138,11 +138,13 @@ def pretrain_vision_tower(model, processor, images: list, captions: list[str], *
 def position_readout(model, processor, images: list) -> dict[str, float]:
     """How well a linear map reads each patch's row and column from the tower's patch features.
 
-    Least squares is fitted on the patches of the even-numbered ``images`` and scored on the odd ones; returns held-out :math:`R^2 = 1 - \\sum (\\hat y - y)^2 / \\sum (y - \\bar y)^2` for ``row`` and
-    ``column`` (1: position fully readable, 0: no better than the mean position).
+    Least squares is fitted on the patches of the even-numbered ``images`` and scored on the odd ones;
+    returns held-out :math:`R^2 = 1 - \\sum (\\hat y - y)^2 / \\sum (y - \\bar y)^2` for ``row``
+    and ``column`` (1: position fully readable, 0: no better than the mean position).
     """
     if len(images) < 2:
-        raise ValueError("position_readout needs at least two images: it fits on the even ones and scores the odd ones.")
+        raise ValueError("position_readout needs at least two images: it fits on the even ones and scores the "
+                         "odd ones.")
     pixels = processor.image_processor(images=images, return_tensors="pt")["pixel_values"]
     with torch.no_grad():
         feats = patch_features(model, pixels).double()

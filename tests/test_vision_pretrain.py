@@ -80,14 +80,16 @@ def test_position_loss_is_the_mean_cross_entropy_of_row_and_column():
     expected = 0.0
     for b in range(2):
         for i in range(9):
-            expected += -torch.log_softmax(rows(features[b, i]), -1)[i // 3] - torch.log_softmax(cols(features[b, i]), -1)[i % 3]
+            row_nll = -torch.log_softmax(rows(features[b, i]), -1)[i // 3]
+            col_nll = -torch.log_softmax(cols(features[b, i]), -1)[i % 3]
+            expected += row_nll + col_nll
     torch.testing.assert_close(position_loss(features, rows, cols), expected / (2 * 2 * 9))
     # features that spell out the position, read by matching heads, cost almost nothing
     onehot = torch.eye(9).repeat(2, 1, 1) * 50.0
     perfect_rows, perfect_cols = torch.nn.Linear(9, 3, bias=False), torch.nn.Linear(9, 3, bias=False)
     with torch.no_grad():
-        perfect_rows.weight.copy_(torch.stack([torch.tensor([float(i // 3 == r) for i in range(9)]) for r in range(3)]))
-        perfect_cols.weight.copy_(torch.stack([torch.tensor([float(i % 3 == c) for i in range(9)]) for c in range(3)]))
+        perfect_rows.weight.copy_(torch.tensor([[float(i // 3 == r) for i in range(9)] for r in range(3)]))
+        perfect_cols.weight.copy_(torch.tensor([[float(i % 3 == c) for i in range(9)] for c in range(3)]))
     assert position_loss(onehot, perfect_rows, perfect_cols) < 1e-6
 
 
@@ -170,6 +172,7 @@ def test_a_position_term_makes_another_base_model():
 
     mini = load_profile("mini")
     lines = corpus()
-    keys = {w: base_key(replace(mini, base=replace(mini.base, vision_position_weight=w)), lines) for w in (0.0, 0.5, 1.0)}
+    keys = {w: base_key(replace(mini, base=replace(mini.base, vision_position_weight=w)), lines)
+            for w in (0.0, 0.5, 1.0)}
     assert len(set(keys.values())) == 3
     assert keys[0.0] == base_key(mini, lines)
