@@ -126,6 +126,16 @@ def config_hash(obj: Any, length: int = 12) -> str:
     return hashlib.sha256(blob).hexdigest()[:length]
 
 
+def key_fields(obj: Any, added_later: tuple[str, ...]) -> dict:
+    """``obj`` (a dataclass) as a dict for a cache key, leaving out each field of ``added_later`` that
+    still has its default: an option added after caches existed, left unset, keeps their keys."""
+    values = dataclasses.asdict(obj)
+    for f in dataclasses.fields(obj):
+        if f.name in added_later and values[f.name] == f.default:
+            del values[f.name]
+    return values
+
+
 def describe(cls: type) -> str:
     """One line per field: name, default and help string (for ``--help`` texts and notebooks)."""
     lines = []

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cvitkit.config import config_hash
+from cvitkit.config import config_hash, key_fields
 from cvitkit.profiles import Profile, load_profile
 from cvitkit.provenance import atomic_write_json, provenance, work_dir
 
@@ -86,9 +86,7 @@ def run_config(profile: Profile, suite_spec, method_obj, **fields) -> dict:
     """Everything that determines a run's result (hashed by ``_start_or_resume``), plus ``fields``."""
     from cvitkit.data import corpus
 
-    data = asdict(profile.data)
-    if data["instructions"] == "default":  # absent for default: runs started before the switch still resume
-        del data["instructions"]
+    data = key_fields(profile.data, added_later=("instructions",))  # runs started before the switch still resume
     config = {"profile": profile.name, "suite": suite_spec.name, "method": method_obj.name, **fields,
               "method_config": method_obj.config.to_dict(), "train": asdict(profile.train),
               "model": asdict(profile.model), "data": data,

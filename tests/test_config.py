@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from cvitkit.config import config_hash, from_dict, load_yaml, option
+from cvitkit.config import config_hash, from_dict, key_fields, load_yaml, option
 from cvitkit.errors import ConfigError
 from cvitkit.profiles import available_profiles, load_profile
 
@@ -71,3 +71,16 @@ def test_full_profile_without_model_tells_how_to_fix():
 def test_unknown_profile():
     with pytest.raises(ConfigError, match="unknown profile 'tiny'.*Available"):
         load_profile("tiny")
+
+
+def test_key_fields_leave_out_later_options_only_while_they_keep_their_default():
+    @dataclass
+    class Cfg:
+        a: int = option(1, help="an original field")
+        later: float = option(0.0, help="a field added after caches existed")
+
+    assert key_fields(Cfg(), added_later=("later",)) == {"a": 1}
+    assert key_fields(Cfg(a=2, later=0.5), added_later=("later",)) == {"a": 2, "later": 0.5}
+    assert key_fields(Cfg(), added_later=()) == {"a": 1, "later": 0.0}
+    # so a key hashed before the field existed is the key of the field left unset
+    assert config_hash(key_fields(Cfg(), added_later=("later",))) == config_hash({"a": 1})
