@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from cvitkit.config import config_hash
+from cvitkit.config import config_hash, key_fields
 from cvitkit.lm_loss import forward_with_loss
 from cvitkit.profiles import Profile
 from cvitkit.provenance import atomic_write_json, provenance, work_dir
@@ -31,9 +31,7 @@ def base_key(profile: Profile, corpus_lines: list[str]) -> str:
     from cvitkit.data import load_suite
 
     suite = asdict(load_suite(profile.base.suite))
-    base = asdict(profile.base)
-    if not base["vision_position_weight"]:  # an option added later, left unset, keeps the key of cached models
-        del base["vision_position_weight"]
+    base = key_fields(profile.base, added_later=("vision_position_weight",))  # cached base models keep their key
     key = {"model": asdict(profile.model), "base": base, "image_size": profile.data.image_size,
            "corpus": config_hash({"c": corpus_lines}), "suite": config_hash(suite)}
     if profile.base.vision_suite:
@@ -130,7 +128,9 @@ def _pretrain_vision(profile: Profile, model, processor, log) -> dict:
     from cvitkit.vision_pretrain import position_readout, pretrain_vision_tower
 
     cfg = profile.base
-    images, captions, tasks = _vision_data(profile)
+    records, image_root, tasks = _vision_records(profile)
+    images = _load_vision_images(profile, enumerate(records), image_root)
+    captions = [r["conversations"][-1]["value"] for r in records]
     log(f"stage 0: vision tower on {len(images)} captioned images of {tasks} domains/kinds")
     report = pretrain_vision_tower(model, processor, images, captions, epochs=cfg.vision_epochs, lr=cfg.vision_lr,
                                    batch_size=cfg.vision_batch_size, seed=cfg.seed,
@@ -145,12 +145,12 @@ def _pretrain_vision(profile: Profile, model, processor, log) -> dict:
     return report
 
 
-def _vision_data(profile: Profile) -> tuple[list, list[str], int]:
-    """Stage 0's images and captions (the vision suite, built once under ``data_vision``) and its task count."""
+def _vision_records(profile: Profile) -> tuple[list[dict], Path, int]:
+    """Stage 0's captioned records (the vision suite, built once under ``data_vision``), their image
+    folder and the suite's task count."""
     from dataclasses import replace
 
     from cvitkit.data import build_suite, load_suite, load_suite_data
-    from cvitkit.data.dataset import load_image
 
     cfg = profile.base
     suite = load_suite(cfg.vision_suite)
@@ -158,9 +158,14 @@ def _vision_data(profile: Profile) -> tuple[list, list[str], int]:
     data_root = work_dir(profile.name) / "data_vision"
     build_suite(suite, data_cfg, data_root)
     data = load_suite_data(suite, root=data_root)
-    records = [r for task in suite.tasks for r in data.train[task.name]]
-    images = [load_image(r, data.image_root, i, cfg.vision_suite) for i, r in enumerate(records)]
-    return images, [r["conversations"][-1]["value"] for r in records], len(suite.tasks)
+    return [r for task in suite.tasks for r in data.train[task.name]], data.image_root, len(suite.tasks)
+
+
+def _load_vision_images(profile: Profile, numbered, image_root) -> list:
+    """The images of ``(index, record)`` pairs of :func:`_vision_records` (the index names a bad record)."""
+    from cvitkit.data.dataset import load_image
+
+    return [load_image(r, image_root, i, profile.base.vision_suite) for i, r in numbered]
 
 
 def readout_images(images: list, count: int = 256) -> list:
@@ -170,12 +175,15 @@ def readout_images(images: list, count: int = 256) -> list:
 
 def tower_position_readout(profile: Profile, folder: str | Path) -> dict[str, float]:
     """Row and column R² of a linear read-out of the saved base model's patch features (as base.json
-    records for base models pretrained since the read-out existed), on stage 0's images."""
+    records for base models pretrained since the read-out existed), on the stage-0 images that
+    pretraining reads it on (only those are loaded)."""
     from cvitkit.models.loading import load_model
     from cvitkit.vision_pretrain import position_readout
 
     model, processor = load_model(folder)
-    return position_readout(model, processor, readout_images(_vision_data(profile)[0]))
+    records, image_root, _ = _vision_records(profile)
+    images = _load_vision_images(profile, readout_images(list(enumerate(records))), image_root)
+    return position_readout(model, processor, images)
 
 
 def _score_held_out(model, processor, suite, data) -> dict[str, float]:
