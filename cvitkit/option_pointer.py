@@ -38,6 +38,11 @@ Each model trains every weight of its language model (full fine-tuning, AdamW, c
 after a short warm-up) and is scored on 256 held-out prompts by greedy next-token accuracy every 250
 steps; it stops early at 99 % (``--stop-at``), so the table's ``steps`` is what each model needed or
 the budget it failed in.
+Whether the pointer forms at all is a matter of luck: it is a phase change of training (the loss
+sits at the prior, then falls), and a different seed, or the same seed under another torch thread
+count (other float rounding), can land on the other side of it. ``--seeds`` repeats every model and
+task with other seeds (the fresh models' initialisation and every model's order of training prompts;
+the held-out prompts stay the same), one row each.
 Chance for the letter tasks is the mean of 1/n over 3- and 4-option questions (0.29); the *best constant*
 is the share of the most frequent answer among the held-out prompts, what a model collapsed onto one
 answer scores.
@@ -93,12 +98,16 @@ def letter_chance() -> float:
     return (1 / 3 + 1 / 4) / 2
 
 
-def best_constant(tokenizer, task: str, n_test: int = 256, seed: int = 0) -> float:
+#: Seed of the held-out prompts, the same for every training seed so that seeds are compared on one set.
+TEST_SEED = 10_000
+
+
+def best_constant(tokenizer, task: str, n_test: int = 256) -> float:
     """Accuracy of the best single answer on the held-out prompts of :func:`train_pointer`: what a model
     that collapsed onto one letter (or one value) scores at most."""
     from collections import Counter
 
-    targets = encode(tokenizer, random.Random(seed + 10_000), n_test, task)[2].tolist()
+    targets = encode(tokenizer, random.Random(TEST_SEED), n_test, task)[2].tolist()
     return Counter(targets).most_common(1)[0][1] / len(targets)
 
 
@@ -156,7 +165,7 @@ def train_pointer(model, tokenizer, task: str, steps: int, lr: float = 1e-3, bat
     from cvitkit.train import clipped_step
 
     torch.manual_seed(seed)
-    rng, test = random.Random(seed), encode(tokenizer, random.Random(seed + 10_000), n_test, task)
+    rng, test = random.Random(seed), encode(tokenizer, random.Random(TEST_SEED), n_test, task)
     params = [*model.model.language_model.parameters(), *model.lm_head.parameters()]
     for p in params:
         p.requires_grad_(True)
@@ -187,9 +196,10 @@ def train_pointer(model, tokenizer, task: str, steps: int, lr: float = 1e-3, bat
     return curve
 
 
-def _models(profile, layers: list[int]):
+def _models(profile, layers: list[int], seed: int = 0):
     """``(label, build)`` pairs, ``build()`` returning a fresh ``(model, tokenizer)``: the profile's
-    pretrained base model, then randomly initialised models with each language-model depth."""
+    pretrained base model, then randomly initialised models with each language-model depth (initialised
+    with the base model's seed plus ``seed``)."""
     from transformers import AutoTokenizer, LlavaForConditionalGeneration
 
     from cvitkit.base_model import ensure_base_model
@@ -204,7 +214,7 @@ def _models(profile, layers: list[int]):
     yield f"{profile.model.preset} base ({profile.name})", pretrained
     for n in layers:
         def fresh(n=n):
-            model, processor = build_tiny_llava(profile.model.preset, corpus=corpus(), seed=profile.base.seed,
+            model, processor = build_tiny_llava(profile.model.preset, corpus=corpus(), seed=profile.base.seed + seed,
                                                 text_layers=n, image_size=profile.data.image_size)
             return model, processor.tokenizer
         yield f"{profile.model.preset}, {n} LM layers, random init", fresh
@@ -212,11 +222,20 @@ def _models(profile, layers: list[int]):
 
 def write_table(folder, rows: list[dict], arguments: dict, curves: dict) -> pd.DataFrame:
     """Merge ``rows`` into ``<folder>/option_pointer.{csv,md}`` (a row replaces the saved one of the same
-    model and task; the others stay) and append the call's arguments and curves to ``option_pointer.json``."""
+    model, task and seed; the others stay) and append the call's arguments and curves to
+    ``option_pointer.json``."""
     from cvitkit.probe import merge_table
 
-    table = merge_table(Path(folder) / "option_pointer.csv", pd.DataFrame(rows), ["model", "task"],
-                        lambda t: t.sort_values(["model", "task"], ascending=[True, False], ignore_index=True))
+    path = Path(folder) / "option_pointer.csv"
+    if path.exists():  # rows written before seeds were a choice all used seed 0
+        saved = pd.read_csv(path)
+        if "seed" not in saved.columns:
+            saved.insert(2, "seed", 0)
+            saved.to_csv(path, index=False)
+    rows = [{"seed": 0, **row} for row in rows]
+    table = merge_table(path, pd.DataFrame(rows), ["model", "task", "seed"],
+                        lambda t: t.sort_values(["model", "task", "seed"], ascending=[True, False, True],
+                                                ignore_index=True))
     sidecar = Path(folder) / "option_pointer.json"
     calls = json.loads(sidecar.read_text()).get("calls", []) if sidecar.exists() else []
     calls.append({"arguments": arguments, "curves": curves, "provenance": provenance(seed=0)})
@@ -235,29 +254,37 @@ def main(argv=None) -> int:
                         help="depths of freshly initialised language models to try besides the base model")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0],
+                        help="training seeds (the fresh models' initialisation and the order of training "
+                             "prompts); one row per model, task and seed")
     parser.add_argument("--stop-at", type=float, default=0.99,
                         help="stop a model early once its held-out accuracy reaches this (1.0: never early)")
     args = parser.parse_args(argv)
     profile = load_profile(args.profile)
     rows, curves = [], {}
-    for label, build in _models(profile, args.layers):
-        for task in args.tasks:
-            model, tokenizer = build()
-            curve = train_pointer(model, tokenizer, task, args.steps, lr=args.lr, desc=f"{label}: {task}",
-                                  stop_at=args.stop_at)
-            curves[f"{label} / {task}"] = curve
-            rows.append({
-                "model": label, "task": task, "steps": curve[-1]["step"],
-                "chance": round(100 * letter_chance(), 1) if task in LETTER_TASKS else None,
-                "best constant": round(100 * best_constant(tokenizer, task), 1),
-                "accuracy at start": round(100 * curve[0]["accuracy"], 1),
-                "best accuracy": round(100 * max(c["accuracy"] for c in curve), 1),
-                "final accuracy": round(100 * curve[-1]["accuracy"], 1),
-                "train seconds": curve[-1]["seconds"]})
-            print(rows[-1], flush=True)
+    for seed in args.seeds:
+        for label, build in _models(profile, args.layers, seed):
+            for task in args.tasks:
+                rows.append(_probe_row(label, build, task, seed, args, curves))
+                print(rows[-1], flush=True)
     table = write_table(profile.results_dir / "tables", rows, vars(args), curves)
     print(table.to_markdown(index=False))
     return 0
+
+
+def _probe_row(label: str, build, task: str, seed: int, args, curves: dict) -> dict:
+    """Train one model on one task with one seed; its table row (its curve goes into ``curves``)."""
+    model, tokenizer = build()
+    curve = train_pointer(model, tokenizer, task, args.steps, lr=args.lr, seed=seed,
+                          desc=f"{label}: {task}, seed {seed}", stop_at=args.stop_at)
+    curves[f"{label} / {task}" + (f" / seed {seed}" if seed else "")] = curve
+    return {"model": label, "task": task, "seed": seed, "steps": curve[-1]["step"],
+            "chance": round(100 * letter_chance(), 1) if task in LETTER_TASKS else None,
+            "best constant": round(100 * best_constant(tokenizer, task), 1),
+            "accuracy at start": round(100 * curve[0]["accuracy"], 1),
+            "best accuracy": round(100 * max(c["accuracy"] for c in curve), 1),
+            "final accuracy": round(100 * curve[-1]["accuracy"], 1),
+            "train seconds": curve[-1]["seconds"]}
 
 
 if __name__ == "__main__":

@@ -1,9 +1,11 @@
 """The text-only option-pointer probe: prompts answer themselves correctly, and its loop can learn."""
 
+import copy
 import random
 import re
 
 import pytest
+import torch
 
 from cvitkit.option_pointer import LETTERS, VALUE_POOLS, encode, letter_chance, pointer_prompt, train_pointer
 
@@ -112,3 +114,43 @@ def test_merged_markdown_leaves_missing_cells_empty(tmp_path):
     write_table(tmp_path, [{"model": "m", "task": "letter", "chance": 29.2, "steps": 3000}], {}, {})
     text = (tmp_path / "option_pointer.md").read_text()
     assert "nan" not in text and "29.2" in text
+
+
+def test_seeds_are_rows_of_their_own_and_rows_saved_before_seeds_count_as_seed_0(tmp_path):
+    import pandas as pd
+
+    from cvitkit.option_pointer import write_table
+
+    # a table written before the seed column existed
+    pd.DataFrame([{"model": "m", "task": "recall", "steps": 3000, "best accuracy": 60.5}]).to_csv(
+        tmp_path / "option_pointer.csv", index=False)
+    table = write_table(tmp_path, [{"model": "m", "task": "recall", "seed": 1, "steps": 3000, "best accuracy": 40.0},
+                                   {"model": "m", "task": "recall", "seed": 2, "steps": 3000, "best accuracy": 90.0}],
+                        {}, {})
+    assert list(zip(table["seed"], table["best accuracy"])) == [(0, 60.5), (1, 40.0), (2, 90.0)]
+    table = write_table(tmp_path, [{"model": "m", "task": "recall", "seed": 0, "steps": 3000, "best accuracy": 61.0}],
+                        {}, {})
+    assert list(zip(table["seed"], table["best accuracy"])) == [(0, 61.0), (1, 40.0), (2, 90.0)]
+
+
+def test_the_held_out_prompts_do_not_depend_on_the_training_seed(micro_llava, monkeypatch):
+    import cvitkit.option_pointer as op
+
+    drawn = []  # the prompts of every encode call: the held-out set first, then each training batch
+
+    def spy(tokenizer, rng, n, task):
+        out = encode(tokenizer, rng, n, task)
+        drawn.append(out[0])
+        return out
+
+    monkeypatch.setattr(op, "encode", spy)
+    _, processor = micro_llava
+    model = copy.deepcopy(micro_llava[0])
+    held_out, first_batch = [], []
+    for seed in (0, 3):
+        drawn.clear()
+        train_pointer(model, processor.tokenizer, "letter", 1, seed=seed, n_test=16, batch_size=4)
+        held_out.append(drawn[0])
+        first_batch.append(drawn[1])
+    assert torch.equal(held_out[0], held_out[1])
+    assert not torch.equal(first_batch[0], first_batch[1])  # the seed does change the training prompts
