@@ -38,10 +38,9 @@ Each model trains every weight of its language model (full fine-tuning, AdamW, c
 after a short warm-up) and is scored on 256 held-out prompts by greedy next-token accuracy every 250
 steps; it stops early at 99 % (``--stop-at``), so the table's ``steps`` is what each model needed or
 the budget it failed in.
-Whether the pointer forms at all is a matter of luck: it is a phase change of training (the loss
-sits at the prior, then falls), and a different seed, or the same seed under another torch thread
-count (other float rounding), can land on the other side of it. ``--seeds`` repeats every model and
-task with other seeds (the fresh models' initialisation and every model's order of training prompts;
+Whether the pointer forms is partly luck: the loss sits at the prior and then may fall, and another
+seed can land on the other side of that change. ``--seeds`` repeats every model and task with other
+seeds (the fresh models' initialisation and every model's order of training prompts;
 the held-out prompts stay the same), one row each.
 Chance for the letter tasks is the mean of 1/n over 3- and 4-option questions (0.29); the *best constant*
 is the share of the most frequent answer among the held-out prompts, what a model collapsed onto one
