@@ -225,16 +225,10 @@ def write_table(folder, rows: list[dict], arguments: dict, curves: dict) -> pd.D
     ``option_pointer.json``."""
     from cvitkit.probe import merge_table
 
-    path = Path(folder) / "option_pointer.csv"
-    if path.exists():  # rows written before seeds were a choice all used seed 0
-        saved = pd.read_csv(path)
-        if "seed" not in saved.columns:
-            saved.insert(2, "seed", 0)
-            saved.to_csv(path, index=False)
-    rows = [{"seed": 0, **row} for row in rows]
-    table = merge_table(path, pd.DataFrame(rows), ["model", "task", "seed"],
+    # rows written before seeds were a choice all used seed 0
+    table = merge_table(Path(folder) / "option_pointer.csv", pd.DataFrame(rows), ["model", "task", "seed"],
                         lambda t: t.sort_values(["model", "task", "seed"], ascending=[True, False, True],
-                                                ignore_index=True))
+                                                ignore_index=True), defaults={"seed": 0})
     sidecar = Path(folder) / "option_pointer.json"
     calls = json.loads(sidecar.read_text()).get("calls", []) if sidecar.exists() else []
     calls.append({"arguments": arguments, "curves": curves, "provenance": provenance(seed=0)})
@@ -264,26 +258,27 @@ def main(argv=None) -> int:
     for seed in args.seeds:
         for label, build in _models(profile, args.layers, seed):
             for task in args.tasks:
-                rows.append(_probe_row(label, build, task, seed, args, curves))
-                print(rows[-1], flush=True)
+                row, curve = _probe_row(label, build, task, seed, args)
+                curves[f"{label} / {task}" + (f" / seed {seed}" if seed else "")] = curve
+                rows.append(row)
+                print(row, flush=True)
     table = write_table(profile.results_dir / "tables", rows, vars(args), curves)
     print(table.to_markdown(index=False))
     return 0
 
 
-def _probe_row(label: str, build, task: str, seed: int, args, curves: dict) -> dict:
-    """Train one model on one task with one seed; its table row (its curve goes into ``curves``)."""
+def _probe_row(label: str, build, task: str, seed: int, args) -> tuple[dict, list[dict]]:
+    """Train one model on one task with one seed; its table row and its accuracy curve."""
     model, tokenizer = build()
     curve = train_pointer(model, tokenizer, task, args.steps, lr=args.lr, seed=seed,
                           desc=f"{label}: {task}, seed {seed}", stop_at=args.stop_at)
-    curves[f"{label} / {task}" + (f" / seed {seed}" if seed else "")] = curve
     return {"model": label, "task": task, "seed": seed, "steps": curve[-1]["step"],
             "chance": round(100 * letter_chance(), 1) if task in LETTER_TASKS else None,
             "best constant": round(100 * best_constant(tokenizer, task), 1),
             "accuracy at start": round(100 * curve[0]["accuracy"], 1),
             "best accuracy": round(100 * max(c["accuracy"] for c in curve), 1),
             "final accuracy": round(100 * curve[-1]["accuracy"], 1),
-            "train seconds": curve[-1]["seconds"]}
+            "train seconds": curve[-1]["seconds"]}, curve
 
 
 if __name__ == "__main__":

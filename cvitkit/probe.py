@@ -174,17 +174,24 @@ def _merge_into(path, table: pd.DataFrame, task_order: list[str]) -> None:
     merge_table(path, table, ["task", "model", "method", "epochs", "train samples"], order)
 
 
-def merge_table(path, table: pd.DataFrame, key: list[str], order) -> pd.DataFrame:
+def merge_table(path, table: pd.DataFrame, key: list[str], order, defaults: dict | None = None) -> pd.DataFrame:
     """Merge ``table``'s rows into the CSV at ``path`` and write it with its Markdown twin.
 
     A saved row with the same ``key`` values as a new one is replaced, the others stay (dropping
     columns the new rows no longer have: those of an older kit version); ``order(merged)`` sorts the
-    result, which is returned. Tables built call by call (probes, the option-pointer probe) use it."""
+    result, which is returned. ``defaults`` fills a column that saved or new rows lack (one an older
+    kit version did not write, a key column included), at the new rows' position of it. Tables built
+    call by call (probes, the option-pointer probe) use it."""
     from pathlib import Path
 
     path = Path(path)
+    defaults = defaults or {}
+    table = table.assign(**{c: v for c, v in defaults.items() if c not in table.columns})
     if path.exists():
         old = pd.read_csv(path)
+        for column, value in defaults.items():
+            if column not in old.columns:
+                old.insert(min(table.columns.get_loc(column), old.shape[1]), column, value)
         old = old[~old.set_index(key).index.isin(table.set_index(key).index)]
         old = old[[c for c in old.columns if c in table.columns]]
         table = pd.concat([old, table], ignore_index=True)
