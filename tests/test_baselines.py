@@ -17,7 +17,8 @@ from cvitkit.methods.replay import ReplayBuffer
 
 
 def test_registry_lists_the_baselines_and_rejects_unknown_names():
-    assert {"zero_shot", "lora_ft", "multitask", "replay", "ewc", "lwf", "olora", "moelora"} <= set(available_methods())
+    assert {"zero_shot", "lora_ft", "multitask", "replay", "ewc", "lwf", "olora", "moelora", "smolora"} <= set(
+        available_methods())
     with pytest.raises(ConfigError, match="unknown method 'lora-ft'.*lora_ft"):
         build_method("lora-ft")
 

@@ -220,8 +220,9 @@ def test_table_run_ids_follow_the_run_contract():
     """Run ids are ``<suite>/<method>[__<variant>]`` with the registered method names."""
     import re
 
-    methods = {"zero_shot", "lora_ft", "multitask", "replay", "ewc", "lwf", "olora", "moelora", "strlora",
-               "branchlora", "mr_lora", "cram"}
+    from cvitkit.methods.base import available_methods
+
+    methods = set(available_methods())
     suites = {"coin", "mllmcl_dcl", "mllmcl_acl", "strcvit_25chunks", "ucit", "trigap"}
     for run_id in _table_run_ids():
         match = re.fullmatch(r"([a-z0-9_]+)/([a-z_]+?)(?:__([a-z0-9_]+))?", run_id)

@@ -17,7 +17,7 @@ UCIT_TASKS = ("ImageNet-R", "ArxivQA", "VizWiz-Cap", "IconQA", "CLEVR", "Flickr3
 TRIGAP_TASKS = ("PMCVQA", "DocVQA", "ChartQA", "IconQA", "InfographicVQA", "ArxivQA", "Roadside", "ChemVQA",
                 "FloodNetVQA", "CLEVR")
 METHODS = (("Zero-shot", "zero_shot"), ("LoRA", "lora_ft"), ("Replay (+LoRA)", "replay"), ("EWC", "ewc"),
-           ("O-LoRA", "olora"), ("MoELoRA", "moelora"), ("CRAM", "cram"))
+           ("O-LoRA", "olora"), ("SMoLoRA", "smolora"), ("MoELoRA", "moelora"), ("CRAM", "cram"))
 _METRICS_TEXT = ("Last = mean final accuracy over the tasks (last row of the accuracy matrix, = MFN); Avg = mean over "
                  "stages of the mean accuracy on the tasks seen so far (= MAA); BWT = mean over tasks 1..T-1 of "
                  "(final - right-after-learning) accuracy, in points (standard definitions; the paper's wording was "
