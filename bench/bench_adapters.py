@@ -7,7 +7,8 @@ One step = the method's routing inputs, forward, its loss, backward and an AdamW
 tiny LLaVA and batch for every row. Each row is set up the way its method trains (mini preset), in
 the phase that costs most: BranchLoRA with usage tracking on, StrLoRA in chunk 2 (KL regulariser and
 EMA on), CRAM in task 2's mixture phase (a committed expert, the new one, the orthogonality penalty),
-MR-LoRA's expert next to its (inactive) router adapter. ``moelora_loop`` is MoELoRA with the experts
+MR-LoRA's expert next to its (inactive) router adapter, SMoLoRA with its instruction embeddings computed in
+the step. ``moelora_loop`` is MoELoRA with the experts
 computed one by one (``mixture_delta_loop``), the reference the batched layer replaces.
 
 The reference of each row is a peft LoRA with the row's total rank on the row's target layers (CRAM:
@@ -35,6 +36,7 @@ ROWS = {
     "strlora": ("strlora", {}, (32, "all_linear"), 1.5),
     "cram": ("cram", {}, (16, "attention"), 1.5),
     "mr_lora_expert": ("mr_lora", {"routing": "mllm"}, (8, "all_linear"), None),
+    "smolora": ("smolora", {}, (32, "all_linear"), None),
 }
 #: rows that need finished tasks before the timed one (CRAM: one committed expert; StrLoRA: chunk 2).
 TASKS_BEFORE = {"cram": 1, "strlora": 1}

@@ -28,7 +28,7 @@ SIZES = {"tiny": ("micro", 2, 4, 2), "small": ("tiny-3m", 8, 16, 5)}
 ROWS = {"lora_merged": ("lora_ft", {}, 0, True), "lora_unmerged": ("lora_ft", {}, 0, False),
         "moelora": ("moelora", {}, 0, False), "branchlora": ("branchlora", {}, 1, False),
         "strlora": ("strlora", {}, 1, False), "cram": ("cram", {}, 1, False),
-        "mr_lora_two_stage": ("mr_lora", {"routing": "mllm"}, 1, False)}
+        "mr_lora_two_stage": ("mr_lora", {"routing": "mllm"}, 1, False), "smolora": ("smolora", {}, 0, False)}
 
 
 def main(argv=None) -> int:
@@ -83,7 +83,7 @@ def main(argv=None) -> int:
         rows.append(row)
     print_table(rows, ["row", "seconds_per_batch", "tokens_per_s", "slowdown_vs_merged", "router_seconds_per_batch",
                        "expert_seconds_per_batch", "router_new_tokens_per_sample"])
-    mr = rows[-1]
+    mr = next(r for r in rows if r["row"] == "mr_lora_two_stage")
     print(f"MR-LoRA two-stage: router stage {mr['router_seconds_per_batch']} s + expert stage "
           f"{mr['expert_seconds_per_batch']} s per batch ({mr['router_new_tokens_per_sample']} router tokens/sample)")
     write_csv(args.out, "inference", rows, machine_info())

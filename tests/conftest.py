@@ -56,12 +56,42 @@ def micro_llava_dir(micro_llava, tmp_path_factory):
     return path
 
 
+def method_on_4bit(micro_dir, name: str, overrides: dict | None = None, **build_kwargs):
+    """Method ``name`` (mini preset + ``overrides``) set up on the ``micro`` model loaded with a 4-bit
+    language model in training mode: ``(method, processor)``. Needs bitsandbytes (mark the test ``quant``)."""
+    from cvitkit.methods.base import build_method
+    from cvitkit.models import enable_training_mode, load_model
+
+    model, processor = load_model(micro_dir, quantization="4bit")
+    enable_training_mode(model)
+    method = build_method(name, "mini", overrides, **build_kwargs)
+    method.setup(model, processor)
+    return method, processor
+
+
 def make_image(size: int, colour: str = "red"):
     from PIL import Image, ImageDraw
 
     image = Image.new("RGB", (size, size), "white")
     ImageDraw.Draw(image).rectangle([size // 4, size // 4, 3 * size // 4, 3 * size // 4], fill=colour)
     return image
+
+
+def qa_batch(processor, items, train: bool = True, task: str = "A", size: int = 32):
+    """A collated batch of ``(question, answer, box colour)`` items on plain box images: training
+    records through ``TrainCollator`` or evaluation records through ``EvalCollator``."""
+    from cvitkit.data import EvalCollator, TrainCollator
+    from cvitkit.data.llava_format import train_record
+
+    records = []
+    for i, (question, answer, colour) in enumerate(items):
+        if train:
+            r = train_record(str(i), "x.png", question, answer, task=task)
+        else:
+            r = {"question_id": str(i), "image": "x.png", "text": question, "answer": answer, "task": task}
+        r["pil_image"] = make_image(size, colour)
+        records.append(r)
+    return (TrainCollator if train else EvalCollator)(processor)(records)
 
 
 def micro_smoke(**train):

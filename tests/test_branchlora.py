@@ -377,12 +377,9 @@ def test_save_reload_keeps_selector_and_routing_decisions(tmp_path):
 # -- quantised base -------------------------------------------------------------------------------------
 @pytest.mark.quant
 def test_branchlora_trains_over_a_4bit_base(micro_llava_dir):
-    from cvitkit.models import enable_training_mode, load_model
+    from tests.conftest import method_on_4bit
 
-    model, processor = load_model(micro_llava_dir, quantization="4bit")
-    enable_training_mode(model)
-    method = build_method("branchlora", "mini")
-    method.setup(model, processor)
+    method, processor = method_on_4bit(micro_llava_dir, "branchlora")
     method.before_experience(_experience(0, "A"))
     method.before_training(_experience(0, "A"), 1)
     layer = mixture_layers(method.model)[0]

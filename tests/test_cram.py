@@ -420,13 +420,10 @@ def test_paper_defaults_and_mini_preset():
 
 @pytest.mark.quant
 def test_cram_on_a_4bit_base(micro_llava_dir):
-    from cvitkit.models import enable_training_mode, load_model
+    from tests.conftest import method_on_4bit
 
-    model, processor = load_model(micro_llava_dir, quantization="4bit")
-    enable_training_mode(model)
-    method = build_method("cram", "mini", {"max_slots": 2, "rank_max": 3, "buffer_rank": 8, "buffer_alpha": 16,
-                                           "visual_warmup_ratio": 0.5})
-    method.setup(model, processor)
+    method, processor = method_on_4bit(micro_llava_dir, "cram", {"max_slots": 2, "rank_max": 3, "buffer_rank": 8,
+                                                                 "buffer_alpha": 16, "visual_warmup_ratio": 0.5})
     assert type(method.layers()[0].base_layer).__name__ == "Linear4bit"
     _train(method, processor, _experience(0, "A"), steps=2)
     assert all(2 <= layer.ranks()[0] <= 3 for layer in method.layers())

@@ -241,12 +241,9 @@ def test_save_reload_keeps_routing_decisions_and_answers(trained):
 
 @pytest.mark.quant
 def test_experts_and_router_wrap_a_4bit_base(micro_llava_dir, tmp_path):
-    from cvitkit.models import enable_training_mode, load_model
+    from tests.conftest import method_on_4bit
 
-    model, processor = load_model(micro_llava_dir, quantization="4bit")
-    enable_training_mode(model)
-    method = build_method("mr_lora", "mini", FAST, suite=SUITE)
-    method.setup(model, processor)
+    method, processor = method_on_4bit(micro_llava_dir, "mr_lora", FAST, suite=SUITE)
     exps, _ = _toy_data(tmp_path)
     method.before_experience(exps[0])
     layer = next(m for n, m in method.model.named_modules() if n.endswith("q_proj") and hasattr(m, "lora_A"))

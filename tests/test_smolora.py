@@ -120,21 +120,14 @@ def _method(overrides=None, seed=0):
 
 
 def _batch(processor, train=True):
-    from cvitkit.data import EvalCollator, TrainCollator
-    from cvitkit.data.llava_format import train_record
-    from tests.conftest import make_image
+    from tests.conftest import qa_batch
 
-    items = [("red", "What colour is the box?\nAnswer the question using a single word or phrase."),
-             ("blue", "Name the colour of the square.\nAnswer the question using a single word or phrase."),
-             ("B", "Which colour?\nA. red\nB. green\nAnswer with the option's letter from the given choices directly.")]
-    records = []
-    for i, (answer, question) in enumerate(items):
-        r = train_record(str(i), "x.png", question, answer, task="A")
-        if not train:
-            r = {"question_id": str(i), "image": "x.png", "text": question, "answer": answer, "task": "A"}
-        r["pil_image"] = make_image(32, "red")
-        records.append(r)
-    return (TrainCollator if train else EvalCollator)(processor)(records)
+    short = "Answer the question using a single word or phrase."
+    items = [(f"What colour is the box?\n{short}", "red", "red"),
+             (f"Name the colour of the square.\n{short}", "blue", "red"),
+             ("Which colour?\nA. red\nB. green\nAnswer with the option's letter from the given choices directly.", "B",
+              "red")]
+    return qa_batch(processor, items, train)
 
 
 def test_instruction_text_is_the_last_line_or_the_whole_prompt():
@@ -262,12 +255,9 @@ def test_resume_after_the_first_experience_equals_uninterrupted(tmp_path, micro_
 
 @pytest.mark.quant
 def test_smolora_on_a_4bit_base(micro_llava_dir):
-    from cvitkit.models import enable_training_mode, load_model
+    from tests.conftest import method_on_4bit
 
-    model, processor = load_model(micro_llava_dir, quantization="4bit")
-    enable_training_mode(model)
-    method = build_method("smolora", "mini", {"rank": 8})
-    method.setup(model, processor)
+    method, processor = method_on_4bit(micro_llava_dir, "smolora", {"rank": 8})
     layer = method.layers()[0]
     assert type(layer.base_layer).__name__ == "Linear4bit"
     batch = _batch(processor)

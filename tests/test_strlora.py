@@ -179,20 +179,11 @@ def _method(overrides=None, n_experiences=25, seed=0):
 
 
 def _batch(processor, train=True):
-    from cvitkit.data import EvalCollator, TrainCollator
-    from cvitkit.data.llava_format import train_record
-    from tests.conftest import make_image
+    from tests.conftest import qa_batch
 
-    items = [("red", "What colour is the box?"), ("blue", "Name the colour of the square in this picture."),
-             ("green", "Colour?")]
-    records = []
-    for i, (colour, question) in enumerate(items):
-        r = train_record(str(i), "x.png", question, colour, task="A")
-        if not train:
-            r = {"question_id": str(i), "image": "x.png", "text": question, "answer": colour, "task": "A"}
-        r["pil_image"] = make_image(32, colour)
-        records.append(r)
-    return (TrainCollator if train else EvalCollator)(processor)(records)
+    items = [("What colour is the box?", "red", "red"), ("Name the colour of the square in this picture.", "blue", "blue"),
+             ("Colour?", "green", "green")]
+    return qa_batch(processor, items, train)
 
 
 def _chunk(index):
@@ -376,12 +367,9 @@ def test_statistics_report_usage_per_layer_and_task(micro_llava):
 
 @pytest.mark.quant
 def test_strlora_on_a_4bit_base(micro_llava_dir):
-    from cvitkit.models import enable_training_mode, load_model
+    from tests.conftest import method_on_4bit
 
-    model, processor = load_model(micro_llava_dir, quantization="4bit")
-    enable_training_mode(model)
-    method = build_method("strlora", "mini", {"attn_proj_dim": 4})
-    method.setup(model, processor)
+    method, processor = method_on_4bit(micro_llava_dir, "strlora", {"attn_proj_dim": 4})
     method.n_experiences = 25
     assert type(method.layers()[0].base_layer).__name__ == "Linear4bit"
     method.before_experience(_chunk(1))
