@@ -181,8 +181,8 @@ def _method(overrides=None, n_experiences=25, seed=0):
 def _batch(processor, train=True):
     from tests.conftest import qa_batch
 
-    items = [("What colour is the box?", "red", "red"), ("Name the colour of the square in this picture.", "blue", "blue"),
-             ("Colour?", "green", "green")]
+    items = [("What colour is the box?", "red", "red"),
+             ("Name the colour of the square in this picture.", "blue", "blue"), ("Colour?", "green", "green")]
     return qa_batch(processor, items, train)
 
 
