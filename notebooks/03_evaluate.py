@@ -95,6 +95,31 @@ else:
 spread.round(2)
 
 # %% [markdown]
+# ## Answer form: instruction following kept or lost
+# A score mixes two things a model can forget: what it sees and how it should answer. Each saved answer
+# is sorted into a coarse form (a letter, a number, coordinates, one to three words, a sentence;
+# `cvitkit/eval/forms.py`), and a task's *form share* is the share of its test answers given in the
+# form of their reference. Per run: the share of every task after the last stage, and the means
+# $F_{own}$ (right after each task's own stage), $F_{end}$ (after the last stage) and
+# $F_{drop} = F_{own} - F_{end}$. A large drop is forgetting of the instruction (captions given to
+# letter questions); with the form kept, a falling score is forgetting of the content. Form says nothing
+# about correctness: "B" to every letter question keeps the form.
+
+# %%
+from cvitkit.report.answer_forms import form_table
+from cvitkit.report.plots import answer_form_figure
+
+forms = form_table({r: store[r].matrix for r in run_ids}, {r: store[r].answers for r in run_ids})
+if forms.empty:
+    print("no run of this suite has answer profiles with form shares (re-export its summary).")
+else:
+    forms.round(1).to_csv(tables / f"{suite}_answer_forms.csv")
+    (tables / f"{suite}_answer_forms.md").write_text(forms.round(1).to_markdown() + "\n")
+    fig = answer_form_figure(forms, f"{suite}: answers in the asked-for form after the last stage")
+    save_figure(fig, figures / "answer_forms.png", stamp=f"cvitkit {profile} {suite} answer forms")
+forms.round(1)
+
+# %% [markdown]
 # ## Is each task learned at all?
 # Forgetting only means something for a task that was learned first. Chance here is the
 # **majority-answer baseline**: every test question answered with the most frequent training answer,

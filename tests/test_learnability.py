@@ -130,8 +130,10 @@ def test_learnability_figure_draws_points_above_the_best_constant():
 def test_answer_profile_counts_distinct_answers_and_the_top_share():
     from cvitkit.eval.evaluate import answer_profile
 
-    profile = answer_profile([{"text": "B"}, {"text": " b"}, {"text": "A"}, {"text": "B."}])
-    assert profile == {"n": 4, "distinct": 3, "top": "b", "top_share": 0.5}  # 'B' and ' b' are one answer
+    profile = answer_profile([{"text": "B", "answer": "A"}, {"text": " b", "answer": "B"}, {"text": "A", "answer": "C"},
+                              {"text": "B.", "answer": "a red box on a table"}])
+    # 'B' and ' b' are one answer; the last is a letter where the reference is a sentence
+    assert profile == {"n": 4, "distinct": 3, "top": "b", "top_share": 0.5, "form_match": 0.75}
     assert answer_profile([])["distinct"] == 0
 
 

@@ -83,17 +83,22 @@ def evaluate_task(method, processor, records: list[dict], task, image_root, batc
 
 def answer_profile(predictions: Sequence[dict]) -> dict:
     """How varied a model's answers to one task are: ``n`` questions, ``distinct`` answers (compared
-    after stripping and lower-casing) and the most frequent one with its share.
+    after stripping and lower-casing), the most frequent one with its share, and ``form_match``, the
+    share answered in the form the reference has (:mod:`cvitkit.eval.forms`).
 
     A model that learned a task answers in many ways; one that collapsed onto its answer prior gives
-    the same ``top`` answer to nearly every question (``top_share`` near 1), whatever its score."""
+    the same ``top`` answer to nearly every question (``top_share`` near 1), whatever its score. One
+    that forgot how to answer the task gives the wrong form (a caption to a letter question)."""
     from collections import Counter
+
+    from cvitkit.eval.forms import form_match
 
     counts = Counter(str(p.get("text", "")).strip().lower() for p in predictions)
     if not counts:
-        return {"n": 0, "distinct": 0, "top": None, "top_share": None}
+        return {"n": 0, "distinct": 0, "top": None, "top_share": None, "form_match": None}
     top, top_n = counts.most_common(1)[0]
-    return {"n": len(predictions), "distinct": len(counts), "top": top, "top_share": round(top_n / len(predictions), 3)}
+    return {"n": len(predictions), "distinct": len(counts), "top": top, "top_share": round(top_n / len(predictions), 3),
+            "form_match": round(form_match(predictions), 3)}
 
 
 def write_predictions(path: str | Path, predictions: list[dict]) -> Path:

@@ -17,7 +17,7 @@ import pandas as pd
 
 from cvitkit.report.results import Run
 
-__all__ = ["ap_curves_figure", "expert_usage_figure", "forgetting_figure", "learnability_figure", "matrix_figure",
+__all__ = ["answer_form_figure", "ap_curves_figure", "expert_usage_figure", "forgetting_figure", "learnability_figure", "matrix_figure",
            "ranks_figure", "router_accuracy_figure", "save_figure", "short_layer_name"]
 
 
@@ -150,6 +150,30 @@ def seed_figure(metrics: pd.DataFrame, title: str, columns: Sequence[str] = ("MF
         ax.set_ylabel(column)
         ax.tick_params(axis="x", rotation=30, labelsize=8)
     fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def answer_form_figure(table: pd.DataFrame, title: str):
+    """Heatmap of each run's answer-form share per task after the last stage
+    (:func:`cvitkit.report.answer_forms.form_table`): a dark cell is a task the run no longer answers
+    in the asked-for form."""
+    summary = {"F_end", "F_own", "F_drop"}
+    tasks = [c for c in table.columns if c not in summary] if not table.empty else []
+    if not tasks:
+        return None
+    plt = _plt()
+    import seaborn as sns
+
+    data = table[tasks].astype(float)
+    data.index = [r.split("/", 1)[-1] for r in data.index]
+    rows, cols = data.shape
+    fig, ax = plt.subplots(figsize=(max(4.5, 0.75 * cols + 2.5), max(2.6, 0.3 * rows + 1.4)))
+    sns.heatmap(data, annot=rows * cols <= 200, fmt=".0f", cmap="mako", vmin=0, vmax=100, ax=ax,
+                cbar_kws={"label": "answers in the asked-for form (%)"}, annot_kws={"fontsize": 7})
+    ax.set_xlabel("task (after the last stage)")
+    ax.set_ylabel("run")
+    ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return fig
 
