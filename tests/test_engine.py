@@ -299,6 +299,7 @@ def test_initial_row_with_seen_scope_summarises_without_fwt(tmp_path):
 
 
 def test_exported_answer_profiles_count_the_saved_predictions(reference, tmp_path):
+    from cvitkit.eval.forms import answer_form, reference_form
     from cvitkit.runner import export_summary
 
     run_dir = reference["lora_ft"]
@@ -306,7 +307,10 @@ def test_exported_answer_profiles_count_the_saved_predictions(reference, tmp_pat
     stage = sorted((run_dir / "stages").glob("*/stage.json"))[-1]
     name = json.loads(stage.read_text())["name"]
     for pred in (stage.parent / "predictions").glob("*.jsonl"):
-        texts = [json.loads(line)["text"].strip().lower() for line in pred.read_text().splitlines() if line]
+        rows = [json.loads(line) for line in pred.read_text().splitlines() if line]
+        texts = [r["text"].strip().lower() for r in rows]
         profile = answers[name][pred.stem]
         assert profile["n"] == len(texts) and profile["distinct"] == len(set(texts))
         assert texts.count(profile["top"]) == max(texts.count(t) for t in texts)
+        kept = sum(answer_form(r["text"]) == reference_form(r["answer"]) for r in rows) / len(rows)
+        assert profile["form_match"] == pytest.approx(kept, abs=5e-4)

@@ -56,3 +56,20 @@ def test_seed_figure_draws_one_panel_per_metric_and_needs_a_repeat():
     assert [ax.get_ylabel() for ax in fig.axes] == ["MFN", "BWT"]
     assert len(fig.axes[0].collections[0].get_offsets()) == 2           # the two seeds of lora_ft as points
     assert seed_figure(metrics.loc[["s/lora_ft", "s/multitask"]], "no repeats") is None
+
+
+def test_seed_figure_jitter_is_the_same_every_time():
+    import numpy as np
+
+    from cvitkit.report.plots import seed_figure
+
+    metrics = pd.DataFrame({"MFN": [1.0, 2.0, 3.0], "BWT": [-1.0, -2.0, -3.0]}, index=["s/a", "s/a__seed1", "s/a__seed2"])
+
+    def offsets():
+        fig = seed_figure(metrics, "t")
+        return [c.get_offsets().copy() for ax in fig.axes for c in ax.collections]
+
+    np.random.seed(1)
+    first = offsets()
+    np.random.seed(2)  # whatever the caller's generator state
+    assert all(np.array_equal(a, b) for a, b in zip(first, offsets())) and first

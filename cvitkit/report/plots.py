@@ -142,6 +142,8 @@ def seed_figure(metrics: pd.DataFrame, title: str, columns: Sequence[str] = ("MF
     long = pd.DataFrame([{"run": run.split("/", 1)[-1], "metric": c, "value": float(metrics.loc[m, c])}
                          for run, members in groups.items() for m in members for c in columns])
     fig, axes = plt.subplots(1, len(columns), figsize=(3.0 * len(columns) + 1.0, 3.4), squeeze=False)
+    state = np.random.get_state()
+    np.random.seed(0)  # seaborn jitters with numpy's global generator: fixed, so the PNG regenerates byte for byte
     for ax, column in zip(axes[0], columns):
         part = long[long["metric"] == column]
         sns.barplot(data=part, x="run", y="value", errorbar=None, color="0.85", ax=ax)
@@ -149,6 +151,7 @@ def seed_figure(metrics: pd.DataFrame, title: str, columns: Sequence[str] = ("MF
         ax.set_xlabel("")
         ax.set_ylabel(column)
         ax.tick_params(axis="x", rotation=30, labelsize=8)
+    np.random.set_state(state)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
@@ -173,6 +176,7 @@ def answer_form_figure(table: pd.DataFrame, title: str):
                 cbar_kws={"label": "answers in the asked-for form (%)"}, annot_kws={"fontsize": 7})
     ax.set_xlabel("task (after the last stage)")
     ax.set_ylabel("run")
+    ax.tick_params(axis="x", rotation=30)
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return fig
