@@ -34,6 +34,14 @@ tokens: the queried value, a newline, then each option as its letter token and i
     that is not in the prompt. In the kit's byte-level BPE ``B`` and ``" B"`` are different tokens,
     and a tiny model trained from scratch has never learned that they are the same letter.
 
+One more asks whether the bare pointer, once formed, carries over to the words:
+
+``letter_curriculum``
+    a curriculum: ``recall`` alone for ``--warm-steps`` steps first, then every step trains on half a
+    batch of ``recall`` and half a batch of ``letter`` prompts (the sum of the two losses), scored on
+    the ``letter`` prompts. Trained on ``letter`` alone, or on the mix from the start, the models stay
+    at the prior; after the bare pointer has formed, the mix lifts the worded letter task well above it.
+
 Each model trains every weight of its language model (full fine-tuning, AdamW, constant learning rate
 after a short warm-up) and is scored on 256 held-out prompts by greedy next-token accuracy every 250
 steps; it stops early at 99 % (``--stop-at``), so the table's ``steps`` is what each model needed or
@@ -71,9 +79,11 @@ VALUE_POOLS = (
     ("red", "green", "blue", "yellow", "purple", "orange", "black", "white"),
     ("1", "2", "3", "4", "5", "6"),
 )
-TASKS = ("letter", "copy", "recall", "recall_remap")
+TASKS = ("letter", "copy", "recall", "recall_remap", "letter_curriculum")
 #: Tasks whose answer is an option's letter (chance: a uniform guess among 3 or 4 options).
-LETTER_TASKS = ("letter", "recall", "recall_remap")
+LETTER_TASKS = ("letter", "recall", "recall_remap", "letter_curriculum")
+#: The two tasks each step of ``letter_curriculum`` trains on (after its ``recall`` warm-up).
+CURRICULUM_MIX = ("recall", "letter")
 SUFFIX = "Answer with the option's letter from the given choices directly."
 
 
@@ -124,7 +134,7 @@ def encode(tokenizer, rng: random.Random, n: int, task: str) -> tuple[torch.Tens
             continue
         prompt, letter, value = pointer_prompt(rng)
         prompts.append(tokenizer(prompt, add_special_tokens=False)["input_ids"])
-        answer = letter if task == "letter" else value
+        answer = value if task == "copy" else letter
         targets.append(_last_token(tokenizer, " " + answer))
     width = max(map(len, prompts))
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -160,7 +170,9 @@ def train_pointer(model, tokenizer, task: str, steps: int, lr: float = 1e-3, bat
     """Fine-tune ``model``'s language model (and head) on ``task``; returns the accuracy curve.
 
     Training stops early once the held-out accuracy reaches ``stop_at`` (the copy control gets there
-    in a few hundred steps; the default 1.0 only stops a perfect model)."""
+    in a few hundred steps; the default 1.0 only stops a perfect model). ``letter_curriculum`` trains
+    each step on ``batch_size // 2`` prompts of each task of :data:`CURRICULUM_MIX` and is scored on
+    ``letter`` prompts; its ``recall`` warm-up is a separate call (:func:`_probe_row`)."""
     from cvitkit.train import clipped_step
 
     torch.manual_seed(seed)
@@ -182,8 +194,11 @@ def train_pointer(model, tokenizer, task: str, steps: int, lr: float = 1e-3, bat
     curve, window, t0 = [{"step": 0, "loss": float("nan"), "accuracy": accuracy(), "seconds": 0.0}], [], time.time()
     model.train()
     for step in tqdm(range(1, steps + 1), desc=desc or f"option pointer ({task})", disable=None):
-        ids, mask, target = encode(tokenizer, rng, batch_size, task)
-        loss = F.cross_entropy(_next_token_logits(model, ids, mask), target)
+        parts = CURRICULUM_MIX if task == "letter_curriculum" else (task,)
+        loss = 0
+        for part in parts:
+            ids, mask, target = encode(tokenizer, rng, batch_size // len(parts), part)
+            loss = loss + F.cross_entropy(_next_token_logits(model, ids, mask), target)
         clipped_step(loss, params, optimizer, scheduler)
         window.append(loss.item())
         if step % eval_every == 0 or step == steps:
@@ -195,22 +210,23 @@ def train_pointer(model, tokenizer, task: str, steps: int, lr: float = 1e-3, bat
     return curve
 
 
-def _models(profile, layers: list[int], seed: int = 0):
+def _models(profile, layers: list[int], seed: int = 0, base: bool = True):
     """``(label, build)`` pairs, ``build()`` returning a fresh ``(model, tokenizer)``: the profile's
-    pretrained base model, then randomly initialised models with each language-model depth (initialised
-    with the base model's seed plus ``seed``)."""
+    pretrained base model (unless ``base`` is False), then randomly initialised models with each
+    language-model depth (initialised with the base model's seed plus ``seed``)."""
     from transformers import AutoTokenizer, LlavaForConditionalGeneration
 
     from cvitkit.base_model import ensure_base_model
     from cvitkit.data import corpus
     from cvitkit.models import build_tiny_llava
 
-    folder = ensure_base_model(profile)
+    if base:
+        folder = ensure_base_model(profile)
 
-    def pretrained():
-        return LlavaForConditionalGeneration.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)
+        def pretrained():
+            return LlavaForConditionalGeneration.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)
 
-    yield f"{profile.model.preset} base ({profile.name})", pretrained
+        yield f"{profile.model.preset} base ({profile.name})", pretrained
     for n in layers:
         def fresh(n=n):
             model, processor = build_tiny_llava(profile.model.preset, corpus=corpus(), seed=profile.base.seed + seed,
@@ -250,13 +266,16 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0],
                         help="training seeds (the fresh models' initialisation and the order of training "
                              "prompts); one row per model, task and seed")
+    parser.add_argument("--warm-steps", type=int, default=4000,
+                        help="letter_curriculum: steps of bare recall before the recall + letter mix")
+    parser.add_argument("--no-base", action="store_true", help="leave out the profile's base model")
     parser.add_argument("--stop-at", type=float, default=0.99,
                         help="stop a model early once its held-out accuracy reaches this (1.0: never early)")
     args = parser.parse_args(argv)
     profile = load_profile(args.profile)
     rows, curves = [], {}
     for seed in args.seeds:
-        for label, build in _models(profile, args.layers, seed):
+        for label, build in _models(profile, args.layers, seed, base=not args.no_base):
             for task in args.tasks:
                 row, curve = _probe_row(label, build, task, seed, args)
                 curves[f"{label} / {task}" + (f" / seed {seed}" if seed else "")] = curve
@@ -268,17 +287,25 @@ def main(argv=None) -> int:
 
 
 def _probe_row(label: str, build, task: str, seed: int, args) -> tuple[dict, list[dict]]:
-    """Train one model on one task with one seed; its table row and its accuracy curve."""
+    """Train one model on one task with one seed; its table row and its accuracy curve
+    (``letter_curriculum``: bare recall for ``args.warm_steps`` first, its curve kept under ``warm_up``)."""
     model, tokenizer = build()
+    warm = []
+    if task == "letter_curriculum":
+        warm = train_pointer(model, tokenizer, "recall", args.warm_steps, lr=args.lr, seed=seed,
+                             desc=f"{label}: recall warm-up, seed {seed}", stop_at=args.stop_at)
     curve = train_pointer(model, tokenizer, task, args.steps, lr=args.lr, seed=seed,
                           desc=f"{label}: {task}, seed {seed}", stop_at=args.stop_at)
-    return {"model": label, "task": task, "seed": seed, "steps": curve[-1]["step"],
+    if warm:
+        curve[0]["warm_up"] = warm
+    return {"model": label, "task": task, "seed": seed, "recall steps first": warm[-1]["step"] if warm else None,
+            "steps": curve[-1]["step"],
             "chance": round(100 * letter_chance(), 1) if task in LETTER_TASKS else None,
             "best constant": round(100 * best_constant(tokenizer, task), 1),
             "accuracy at start": round(100 * curve[0]["accuracy"], 1),
             "best accuracy": round(100 * max(c["accuracy"] for c in curve), 1),
             "final accuracy": round(100 * curve[-1]["accuracy"], 1),
-            "train seconds": curve[-1]["seconds"]}, curve
+            "train seconds": round(curve[-1]["seconds"] + (warm[-1]["seconds"] if warm else 0), 1)}, curve
 
 
 if __name__ == "__main__":

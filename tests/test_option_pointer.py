@@ -154,3 +154,44 @@ def test_the_held_out_prompts_do_not_depend_on_the_training_seed(micro_llava, mo
         first_batch.append(drawn[1])
     assert torch.equal(held_out[0], held_out[1])
     assert not torch.equal(first_batch[0], first_batch[1])  # the seed does change the training prompts
+
+
+def test_curriculum_is_scored_on_the_letter_prompts_and_trains_on_both_tasks(micro_llava, monkeypatch):
+    import cvitkit.option_pointer as op
+
+    _, processor = micro_llava
+    tok = processor.tokenizer
+    a = encode(tok, random.Random(5), 8, "letter_curriculum")
+    b = encode(tok, random.Random(5), 8, "letter")
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    drawn = []
+
+    def spy(tokenizer, rng, n, task):
+        drawn.append((task, n))
+        return encode(tokenizer, rng, n, task)
+
+    monkeypatch.setattr(op, "encode", spy)
+    train_pointer(copy.deepcopy(micro_llava[0]), tok, "letter_curriculum", 2, n_test=16, batch_size=8)
+    assert drawn[0] == ("letter_curriculum", 16)  # the held-out set: letter prompts
+    assert drawn[1:] == [("recall", 4), ("letter", 4)] * 2  # each step: half a batch of each
+
+
+def test_curriculum_row_trains_bare_recall_first(micro_llava, monkeypatch):
+    from types import SimpleNamespace
+
+    import cvitkit.option_pointer as op
+
+    calls = []
+
+    def fake_train(model, tokenizer, task, steps, **kwargs):
+        calls.append((task, steps))
+        return [{"step": 0, "accuracy": 0.25, "seconds": 0.0}, {"step": steps, "accuracy": 0.5, "seconds": 2.0}]
+
+    monkeypatch.setattr(op, "train_pointer", fake_train)
+    args = SimpleNamespace(steps=30, warm_steps=70, lr=1e-3, stop_at=0.99)
+    row, curve = op._probe_row("m", lambda: (micro_llava[0], micro_llava[1].tokenizer), "letter_curriculum", 0, args)
+    assert calls == [("recall", 70), ("letter_curriculum", 30)]
+    assert row["recall steps first"] == 70 and row["steps"] == 30 and row["train seconds"] == 4.0
+    assert curve[0]["warm_up"][-1]["step"] == 70
+    row, _ = op._probe_row("m", lambda: (micro_llava[0], micro_llava[1].tokenizer), "letter", 0, args)
+    assert calls[-1] == ("letter", 30) and row["recall steps first"] is None
