@@ -42,6 +42,7 @@ data_root = ""         # full profile: root of the real benchmark files (for the
 import pandas as pd
 
 from cvitkit.report.plots import forgetting_figure, learnability_figure, matrix_figure, save_figure
+from cvitkit.report.render import write_frame
 from cvitkit.report.results import RunStore, resolve_results_dir
 
 root = resolve_results_dir(profile, results_dir)
@@ -69,8 +70,7 @@ tables = root / "tables"
 tables.mkdir(parents=True, exist_ok=True)
 figures = root / "figures" / suite
 if not metrics.empty:
-    metrics.round(2).to_csv(tables / f"{suite}_metrics.csv")
-    (tables / f"{suite}_metrics.md").write_text(metrics.round(2).to_markdown() + "\n")
+    write_frame(metrics.round(2), tables, f"{suite}_metrics")
 metrics.round(2)
 
 # %% [markdown]
@@ -88,8 +88,7 @@ spread = seed_spread(metrics) if not metrics.empty else pd.DataFrame()
 if spread.empty:
     print(f"no run of {suite} is repeated with another seed.")
 else:
-    spread.round(2).to_csv(tables / f"{suite}_seeds.csv")
-    (tables / f"{suite}_seeds.md").write_text(spread.round(2).to_markdown() + "\n")
+    write_frame(spread.round(2), tables, f"{suite}_seeds")
     fig = seed_figure(metrics, f"{suite}: each seed of the repeated runs (bar: mean)")
     save_figure(fig, figures / "seeds.png", stamp=f"cvitkit {profile} {suite} seeds")
 spread.round(2)
@@ -113,8 +112,7 @@ forms = form_table({r: store[r].matrix for r in run_ids}, {r: store[r].answers f
 if forms.empty:
     print("no run of this suite has answer profiles with form shares (re-export its summary).")
 else:
-    forms.round(1).to_csv(tables / f"{suite}_answer_forms.csv")
-    (tables / f"{suite}_answer_forms.md").write_text(forms.round(1).to_markdown() + "\n")
+    write_frame(forms.round(1), tables, f"{suite}_answer_forms")
     fig = answer_form_figure(forms, f"{suite}: answers in the asked-for form after the last stage")
     save_figure(fig, figures / "answer_forms.png", stamp=f"cvitkit {profile} {suite} answer forms")
 forms.round(1)
@@ -157,8 +155,7 @@ else:
     else:
         learnability = learnability_table(spec, data.train, data.test, {r: store[r].matrix for r in run_ids},
                                           answers={r: store[r].answers for r in run_ids})
-        learnability.to_csv(tables / f"{suite}_learnability.csv")
-        (tables / f"{suite}_learnability.md").write_text(learnability.to_markdown() + "\n")
+        write_frame(learnability, tables, f"{suite}_learnability")
         learned = int((learnability["learned"] == "yes").sum())
         print(f"{learned} of {len(learnability)} tasks learned (LoRA-FT R_tt >= bar + {LEARNED_MARGIN:g})")
         if "learned at 3 epochs" in learnability:

@@ -77,3 +77,15 @@ def test_formatting_helpers():
     assert format_value(123456, "count") == "123.46K" and format_value(3_500_000, "count") == "3.50M"
     assert format_value(2.5, "ratio") == "2.50x" and format_value(42.5, "ms") == "42.5"
     assert latex_escape("a_b & 5% §2 −1") == r"a\_b \& 5\% \S{}2 -1"
+
+
+def test_write_frame_writes_a_csv_and_its_markdown_twin(tmp_path):
+    import pandas as pd
+
+    from cvitkit.report.render import write_frame
+
+    frame = pd.DataFrame({"score": [1.5, None]}, index=pd.Index(["a", "b"], name="run"))
+    csv, md = write_frame(frame, tmp_path / "tables", "x")
+    assert csv.read_text() == "run,score\na,1.5\nb,\n"
+    assert md.read_text() == frame.to_markdown() + "\n"
+    pd.testing.assert_frame_equal(pd.read_csv(csv, index_col="run"), frame)

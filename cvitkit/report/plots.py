@@ -17,8 +17,8 @@ import pandas as pd
 
 from cvitkit.report.results import Run
 
-__all__ = ["answer_form_figure", "ap_curves_figure", "expert_usage_figure", "forgetting_figure", "learnability_figure", "matrix_figure",
-           "ranks_figure", "router_accuracy_figure", "save_figure", "short_layer_name"]
+__all__ = ["answer_form_figure", "ap_curves_figure", "expert_usage_figure", "forgetting_figure", "learnability_figure",
+           "matrix_figure", "ranks_figure", "router_accuracy_figure", "save_figure", "short_layer_name"]
 
 
 def _plt():
@@ -58,16 +58,26 @@ def matrix_figure(run: Run, title: str):
     """Heatmap of the accuracy matrix (rows = stages, columns = tasks; blank = not evaluated)."""
     if not run.exists:
         return None
+    return _percent_heatmap(run.matrix, title, "task (evaluated)", "after stage", "score (%)", fmt=".1f",
+                            cmap="viridis", annot_cells=120, size=((0.75, 2.0, 4.5), (0.32, 1.5, 3.0)))
+
+
+def _percent_heatmap(data: pd.DataFrame, title: str, xlabel: str, ylabel: str, bar_label: str, fmt: str,
+                     cmap: str, annot_cells: int, size, rotate: int = 0):
+    """A 0-100 heatmap annotated while it has at most ``annot_cells`` cells; ``size`` gives per-cell
+    inches, margin and minimum for the width and the height."""
     plt = _plt()
     import seaborn as sns
 
-    matrix = run.matrix
-    rows, cols = matrix.shape
-    fig, ax = plt.subplots(figsize=(max(4.5, 0.75 * cols + 2), max(3.0, 0.32 * rows + 1.5)))
-    sns.heatmap(matrix, annot=rows * cols <= 120, fmt=".1f", cmap="viridis", vmin=0, vmax=100, ax=ax,
-                cbar_kws={"label": "score (%)"}, annot_kws={"fontsize": 7})
-    ax.set_xlabel("task (evaluated)")
-    ax.set_ylabel("after stage")
+    rows, cols = data.shape
+    (w_cell, w_pad, w_min), (h_cell, h_pad, h_min) = size
+    fig, ax = plt.subplots(figsize=(max(w_min, w_cell * cols + w_pad), max(h_min, h_cell * rows + h_pad)))
+    sns.heatmap(data, annot=rows * cols <= annot_cells, fmt=fmt, cmap=cmap, vmin=0, vmax=100, ax=ax,
+                cbar_kws={"label": bar_label}, annot_kws={"fontsize": 7})
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if rotate:
+        ax.tick_params(axis="x", rotation=rotate)
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return fig
@@ -165,21 +175,11 @@ def answer_form_figure(table: pd.DataFrame, title: str):
     tasks = [c for c in table.columns if c not in summary] if not table.empty else []
     if not tasks:
         return None
-    plt = _plt()
-    import seaborn as sns
-
     data = table[tasks].astype(float)
     data.index = [r.split("/", 1)[-1] for r in data.index]
-    rows, cols = data.shape
-    fig, ax = plt.subplots(figsize=(max(4.5, 0.75 * cols + 2.5), max(2.6, 0.3 * rows + 1.4)))
-    sns.heatmap(data, annot=rows * cols <= 200, fmt=".0f", cmap="mako", vmin=0, vmax=100, ax=ax,
-                cbar_kws={"label": "answers in the asked-for form (%)"}, annot_kws={"fontsize": 7})
-    ax.set_xlabel("task (after the last stage)")
-    ax.set_ylabel("run")
-    ax.tick_params(axis="x", rotation=30)
-    ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    return fig
+    return _percent_heatmap(data, title, "task (after the last stage)", "run", "answers in the asked-for form (%)",
+                            fmt=".0f", cmap="mako", annot_cells=200, size=((0.75, 2.5, 4.5), (0.3, 1.4, 2.6)),
+                            rotate=30)
 
 
 def expert_usage_figure(runs: Mapping[str, Run], title: str):

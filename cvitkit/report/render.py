@@ -225,3 +225,12 @@ def write_table(result: TableResult, out_dir: str | Path) -> list[Path]:
     return [atomic_write_text(out_dir / f"{stem}.csv", to_csv_text(result)),
             atomic_write_text(out_dir / f"{stem}.md", to_markdown_text(result)),
             atomic_write_text(out_dir / f"{stem}.tex", to_latex_text(result))]
+
+
+def write_frame(frame: pd.DataFrame, folder: str | Path, stem: str) -> list[Path]:
+    """A measured DataFrame as ``<folder>/<stem>.csv`` and a Markdown twin ``<stem>.md`` (the per-suite
+    tables of ``03_evaluate``), both written atomically."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    return [atomic_write_text(folder / f"{stem}.csv", frame.to_csv()),
+            atomic_write_text(folder / f"{stem}.md", frame.to_markdown() + "\n")]

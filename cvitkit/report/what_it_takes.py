@@ -23,6 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from cvitkit.report.learnability import LEARNED_MARGIN, table_bar
+from cvitkit.report.render import write_frame
 
 
 def _sequence_settings(row: pd.Series, bar: float) -> list[tuple[str, float, float]]:
@@ -79,6 +80,5 @@ def write_what_it_takes(tables: str | Path, suite: str, default_samples: int | N
     probe_file = tables / f"{suite}_probe.csv"
     probes = pd.read_csv(probe_file) if probe_file.is_file() else None
     table = what_it_takes(pd.read_csv(source, index_col="task"), probes, margin, default_samples)
-    table.to_csv(tables / f"{suite}_what_it_takes.csv")
-    (tables / f"{suite}_what_it_takes.md").write_text(table.to_markdown() + "\n")
+    write_frame(table, tables, f"{suite}_what_it_takes")
     return table
