@@ -14,7 +14,8 @@ from cvitkit.errors import ConfigError
 from cvitkit.methods.base import PROJECTOR, build_method
 from cvitkit.methods.smolora import instruction_text
 from cvitkit.routers import RoutingContext
-from cvitkit.routers.smolora import STATE, SeparableRouter, masked_mean
+from cvitkit.routers.features import masked_mean
+from cvitkit.routers.smolora import STATE, SeparableRouter
 
 E, D_IN, D_TE = 4, 12, 10
 

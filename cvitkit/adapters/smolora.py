@@ -62,9 +62,8 @@ class SMoLoraLinear(MixtureLoraLinear):
         if not hasattr(self, "lora_fuse"):  # the parent's __init__ calls this before we can add modules
             self.lora_fuse = nn.ParameterDict()
         fuse = torch.empty(2, self.out_features)
-        for row in fuse:  # each score is its own nn.Linear(d_out, 1) in the release
-            bound = 1 / math.sqrt(self.out_features)
-            nn.init.uniform_(row, -bound, bound)
+        bound = 1 / math.sqrt(self.out_features)  # nn.Linear(d_out, 1)'s default, one per score as released
+        nn.init.uniform_(fuse, -bound, bound)
         self.lora_fuse[adapter_name] = nn.Parameter(fuse)
         super().update_layer(adapter_name, r, lora_alpha, config=config, **kwargs)
 

@@ -21,6 +21,9 @@ from collections.abc import Mapping
 
 import pandas as pd
 
+#: Columns of :func:`form_table` that summarise a run rather than name a task.
+SUMMARY_COLUMNS = ("F_end", "F_own", "F_drop")
+
 
 def _share(answers: Mapping, stage: str, task: str) -> float | None:
     value = answers.get(stage, {}).get(task, {}).get("form_match")

@@ -171,8 +171,9 @@ def answer_form_figure(table: pd.DataFrame, title: str):
     """Heatmap of each run's answer-form share per task after the last stage
     (:func:`cvitkit.report.answer_forms.form_table`): a dark cell is a task the run no longer answers
     in the asked-for form."""
-    summary = {"F_end", "F_own", "F_drop"}
-    tasks = [c for c in table.columns if c not in summary] if not table.empty else []
+    from cvitkit.report.answer_forms import SUMMARY_COLUMNS
+
+    tasks = [c for c in table.columns if c not in SUMMARY_COLUMNS] if not table.empty else []
     if not tasks:
         return None
     data = table[tasks].astype(float)

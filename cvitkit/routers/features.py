@@ -17,6 +17,15 @@ import torch
 from cvitkit.errors import ConfigError
 
 
+def masked_mean(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean of ``x`` (b, t, d) over the positions where ``mask`` (b, t) is 1; the plain mean over t
+    without a mask (or with one of another shape: a generation step's single new token)."""
+    if mask is None or mask.shape != x.shape[:2]:
+        return x.mean(1)
+    m = mask.to(device=x.device, dtype=x.dtype).unsqueeze(-1)
+    return (x * m).sum(1) / m.sum(1).clamp_min(1.0)
+
+
 def _base(model):
     return model.get_base_model() if hasattr(model, "get_base_model") else model
 
@@ -32,11 +41,7 @@ def instruction_embedding(model, routing_ids: torch.Tensor, routing_mask: torch.
     """
     embed = _base(model).get_input_embeddings()
     routing_ids = routing_ids.to(embed.weight.device)
-    vectors = embed(routing_ids).float()
-    if include_padding or routing_mask is None:
-        return vectors.mean(1)
-    mask = routing_mask.to(vectors.device).unsqueeze(-1).float()
-    return (vectors * mask).sum(1) / mask.sum(1).clamp_min(1.0)
+    return masked_mean(embed(routing_ids).float(), None if include_padding else routing_mask)
 
 
 @torch.no_grad()

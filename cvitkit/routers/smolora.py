@@ -26,7 +26,9 @@ import torch
 from torch import nn
 
 from cvitkit.errors import ConfigError
+from cvitkit.routers.features import masked_mean
 from cvitkit.routers.registry import register_router
+from cvitkit.routers.topk import topk_mask
 
 #: Key of this router's per-batch state in ``RoutingContext.extras``.
 STATE = "smolora"
@@ -37,19 +39,6 @@ def _linear_init(rows: int, cols: int) -> torch.Tensor:
     w = torch.empty(rows, cols)
     nn.init.kaiming_uniform_(w, a=math.sqrt(5))
     return w
-
-
-def onehot_argmax(logits: torch.Tensor) -> torch.Tensor:
-    """1 at the largest entry of the last axis (first index on ties), 0 elsewhere."""
-    return torch.zeros_like(logits).scatter_(-1, logits.argmax(-1, keepdim=True), 1.0)
-
-
-def masked_mean(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """Mean of ``x`` (b, t, d) over the positions where ``mask`` (b, t) is 1; plain mean without a mask."""
-    if mask is None or mask.shape != x.shape[:2]:
-        return x.mean(1)
-    m = mask.to(x.dtype).unsqueeze(-1)
-    return (x * m).sum(1) / m.sum(1).clamp_min(1.0)
 
 
 @register_router("smolora_separable")
@@ -82,9 +71,9 @@ class SeparableRouter(nn.Module):
         else:
             pooled = masked_mean(x.detach().float(), state["mask"])
             state["prompt_mean"][layer_name] = pooled
-        vu = onehot_argmax(pooled @ self.vu_weight.t())
+        vu = topk_mask(pooled @ self.vu_weight.t(), 1)
         text = ctx.sample_embedding.to(self.if_weight)
-        instr = onehot_argmax(text @ self.if_weight.t())
+        instr = topk_mask(text @ self.if_weight.t(), 1)
         if instr.shape[0] == 1 and vu.shape[0] > 1:
             instr = instr.expand(vu.shape[0], -1)
         gates = torch.cat([vu, instr], -1).unsqueeze(1).to(x.dtype)
