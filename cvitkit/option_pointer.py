@@ -34,6 +34,16 @@ tokens: the queried value, a newline, then each option as its letter token and i
     that is not in the prompt. In the kit's byte-level BPE ``B`` and ``" B"`` are different tokens,
     and a tiny model trained from scratch has never learned that they are the same letter.
 
+One more moves the value to where an induction step can use it, as a model that names what it sees
+before its letter would (``circle B``):
+
+``value_letter``
+    the prompt does not state the value (the picture would); the reply starts with it, and the scored
+    token is the letter that follows, given the value (teacher forced: ``... ASSISTANT: circle`` →
+    ``" B"``). The value is then the current token and the option equal to it the only earlier copy, so
+    the pointer is one look-back from a match, the classic induction step. The option-letter scorer
+    reads ``circle B`` as ``B``.
+
 One more asks whether the bare pointer, once formed, carries over to the words:
 
 ``letter_curriculum``
@@ -80,9 +90,9 @@ VALUE_POOLS = (
     ("red", "green", "blue", "yellow", "purple", "orange", "black", "white"),
     ("1", "2", "3", "4", "5", "6"),
 )
-TASKS = ("letter", "copy", "recall", "recall_remap", "letter_curriculum")
+TASKS = ("letter", "copy", "recall", "recall_remap", "value_letter", "letter_curriculum")
 #: Tasks whose answer is an option's letter (chance: a uniform guess among 3 or 4 options).
-LETTER_TASKS = ("letter", "recall", "recall_remap", "letter_curriculum")
+LETTER_TASKS = ("letter", "recall", "recall_remap", "value_letter", "letter_curriculum")
 #: The two tasks each step of ``letter_curriculum`` trains on (after its ``recall`` warm-up).
 CURRICULUM_MIX = ("recall", "letter")
 SUFFIX = "Answer with the option's letter from the given choices directly."
@@ -95,11 +105,13 @@ def _draw(rng: random.Random) -> tuple[list[str], str]:
     return options, rng.choice(options)
 
 
-def pointer_prompt(rng: random.Random) -> tuple[str, str, str]:
-    """One question: ``(prompt, letter, value)`` where ``letter`` names the option equal to ``value``."""
+def pointer_prompt(rng: random.Random, stated: bool = True) -> tuple[str, str, str]:
+    """One question: ``(prompt, letter, value)`` where ``letter`` names the option equal to ``value``.
+    With ``stated=False`` the prompt does not say the value (``USER: Which one is it? ...``)."""
     options, value = _draw(rng)
     block = "\n".join(f"{LETTERS[i]}. {o}" for i, o in enumerate(options))
-    prompt = f"USER: It is {value}. Which one is it?\n{block}\n{SUFFIX} ASSISTANT:"
+    statement = f"It is {value}. " if stated else ""
+    prompt = f"USER: {statement}Which one is it?\n{block}\n{SUFFIX} ASSISTANT:"
     return prompt, LETTERS[options.index(value)], value
 
 
@@ -133,7 +145,9 @@ def encode(tokenizer, rng: random.Random, n: int, task: str) -> tuple[torch.Tens
             prompts.append(prompt)
             targets.append(target)
             continue
-        prompt, letter, value = pointer_prompt(rng)
+        prompt, letter, value = pointer_prompt(rng, stated=task != "value_letter")
+        if task == "value_letter":
+            prompt += " " + value  # the reply so far: the value, then the scored letter
         prompts.append(tokenizer(prompt, add_special_tokens=False)["input_ids"])
         answer = value if task == "copy" else letter
         targets.append(_last_token(tokenizer, " " + answer))

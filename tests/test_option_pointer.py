@@ -195,3 +195,17 @@ def test_curriculum_row_trains_bare_recall_first(micro_llava, monkeypatch):
     assert curve[0]["warm_up"][-1]["step"] == 70
     row, _ = op._probe_row("m", lambda: (micro_llava[0], micro_llava[1].tokenizer), "letter", 0, args)
     assert calls[-1] == ("letter", 30) and row["recall steps first"] is None
+
+
+def test_value_letter_prompt_ends_with_the_unstated_value_and_targets_its_options_letter(micro_llava):
+    _, processor = micro_llava
+    tok = processor.tokenizer
+    ids, mask, target = encode(tok, random.Random(7), 32, "value_letter")
+    for row, m, answer in zip(ids.tolist(), mask.tolist(), target.tolist()):
+        prompt = tok.decode([t for t, keep in zip(row, m) if keep])
+        assert "It is" not in prompt  # the value comes from the reply, not from the question
+        head, value = prompt.rsplit("ASSISTANT: ", 1)
+        options = dict(re.findall(r"^([A-D])\. (\S+)$", head, flags=re.M))
+        letter = next(k for k, v in options.items() if v == value)
+        assert answer == tok(" " + letter, add_special_tokens=False)["input_ids"][-1]
+        assert head.count(value) == 1  # the option is the value's only earlier copy
