@@ -7,11 +7,15 @@ method's profile preset otherwise unchanged) on that task alone for each number 
 for, and scores it on the task's test set next to the references of :mod:`cvitkit.eval.chance`:
 chance, the best constant answer and the question prior.
 
-Four knobs answer *what would it take*: more steps (``--epochs``), a larger model (``--preset``), more
+Five knobs answer *what would it take*: more steps (``--epochs``), a larger model (``--preset``), more
 training data (``--train-per-task``: a larger synthetic training set of the same generator, built in
-its own folder; the test set is unchanged, samples being drawn per index) and a base model whose
+its own folder; the test set is unchanged, samples being drawn per index), a base model whose
 frozen vision tower keeps where each patch is (``--vision-position-weight``, see
-:mod:`cvitkit.vision_pretrain`; its own base model, pretrained once).
+:mod:`cvitkit.vision_pretrain`; its own base model, pretrained once) and, for multiple-choice tasks,
+replies that name the option's value before its letter (``--answer-form value_letter``, see
+:mod:`cvitkit.data.option_answers`: ``circle B`` instead of ``B``, scored on the letter the
+``option_letter`` rule parses from the reply, with two more columns telling the vision step from the
+pointer step).
 
 Each (task, epochs) probe is an ordinary resumable run folder under
 ``<work>/<profile>/probes/<suite>/<preset>[__position<w>]/<task>__<method>__e<epochs>[__n<samples>]``
@@ -24,6 +28,7 @@ and alone, and which ones learned it) is rewritten beside it when the learnabili
     python -m cvitkit.probe --profile mini --suite coin --tasks Grounding --epochs 3 --preset tiny-20m
     python -m cvitkit.probe --profile mini --suite coin --tasks Grounding --train-per-task 4000
     python -m cvitkit.probe --profile mini --suite coin --tasks Grounding --epochs 3 --vision-position-weight 1
+    python -m cvitkit.probe --profile mini --suite coin --tasks ScienceQA --epochs 3 --answer-form value_letter
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from dataclasses import replace
 
 import pandas as pd
 
+from cvitkit.data.option_answers import ANSWER_FORMS
 from cvitkit.errors import ConfigError, CvitkitError
 from cvitkit.profiles import Profile, available_profiles, load_profile
 from cvitkit.provenance import atomic_write_json, provenance, work_dir
@@ -58,8 +64,10 @@ def with_position_term(profile: Profile, weight: float) -> Profile:
     return replace(profile, base=replace(profile.base, vision_position_weight=weight))
 
 
-def _probe_dir(profile: Profile, suite: str, task: str, method: str, epochs: float, train_per_task: int | None):
+def _probe_dir(profile: Profile, suite: str, task: str, method: str, epochs: float, train_per_task: int | None,
+               answer_form: str = "letter"):
     name = f"{task}__{method}__e{epochs:g}" + (f"__n{train_per_task}" if train_per_task else "")
+    name += "" if answer_form == "letter" else f"__{answer_form}"
     weight = profile.base.vision_position_weight
     model = profile.model.preset + (f"__position{weight:g}" if weight else "")
     return work_dir(profile.name) / "probes" / suite / model / name
@@ -80,8 +88,12 @@ def _probe_data(profile: Profile, spec, train_per_task: int | None):
 
 
 def probe_task(profile: Profile, suite_data, task: str, epochs: float, method: str = "lora_ft",
-               log=print, train_per_task: int | None = None) -> dict:
-    """Train ``method`` on ``task`` alone for ``epochs`` from the base model; its test score and cost."""
+               log=print, train_per_task: int | None = None, answer_form: str = "letter") -> dict:
+    """Train ``method`` on ``task`` alone for ``epochs`` from the base model; its test score and cost.
+
+    With ``answer_form="value_letter"`` the training replies name the option's value before its letter,
+    the reply's letter is scored (``option_letter``), and the result adds the two parts of
+    :func:`~cvitkit.data.option_answers.value_letter_agreement`."""
     from cvitkit.data import corpus
     from cvitkit.methods.base import build_method
     from cvitkit.runner import (SETUP_SEED_INDEX, _start_or_resume, experiences_for, load_base, method_preset,
@@ -90,12 +102,19 @@ def probe_task(profile: Profile, suite_data, task: str, epochs: float, method: s
 
     suite = suite_data.suite
     spec = {t.name: t for t in suite.tasks}[task]
+    if answer_form == "value_letter":
+        suite_data, spec = _value_first(suite_data, spec)
+        # the budget is sized for the one-letter references (0: the longest one + 4); the value comes first
+        tokens = max(profile.train.max_new_tokens, VALUE_LETTER_TOKENS)
+        profile = replace(profile, train=replace(profile.train, max_new_tokens=tokens))
     method_obj = build_method(method, method_preset(profile), {"epochs": epochs}, suite=suite,
                               seed=profile.train.seed)
-    run_dir = _probe_dir(profile, suite.name, task, method, epochs, train_per_task)
+    run_dir = _probe_dir(profile, suite.name, task, method, epochs, train_per_task, answer_form)
     if train_per_task:
         profile = replace(profile, data=replace(profile.data, train_per_task=train_per_task))
-    _start_or_resume(run_dir, run_config(profile, suite, method_obj, task=task), False, log)
+    # letter probes keep their config (and so their saved folders); value-first ones say so in theirs
+    form = {} if answer_form == "letter" else {"answer_form": answer_form}
+    _start_or_resume(run_dir, run_config(profile, suite, method_obj, task=task, **form), False, log)
     model, processor = load_base(profile, corpus=corpus())
     seed_everything(experience_seed(profile.train.seed, SETUP_SEED_INDEX))
     method_obj.setup(model, processor)
@@ -104,17 +123,43 @@ def probe_task(profile: Profile, suite_data, task: str, epochs: float, method: s
     trainer = ContinualTrainer(method_obj, processor, {task: spec}, {task: suite_data.test[task]},
                                suite_data.image_root, run_dir, profile.train, protocol=suite.protocol, log=log)
     stage = trainer.run([experience])[-1]
-    return {"score": stage.scores[task]["score"], "steps": stage.log.get("optimizer_steps"),
-            "train_seconds": round(stage.log.get("train_seconds", float("nan")), 1)}
+    result = {"score": stage.scores[task]["score"], "steps": stage.log.get("optimizer_steps"),
+              "train_seconds": round(stage.log.get("train_seconds", float("nan")), 1)}
+    if answer_form == "value_letter":
+        result.update(_agreement(trainer.stage_dir(0) / "predictions" / f"{task}.jsonl", suite_data.test[task]))
+    return result
+
+
+#: Generation budget of value-first replies (a value of a few tokens, a space and a letter).
+VALUE_LETTER_TOKENS = 12
+
+
+def _value_first(suite_data, spec):
+    """``suite_data`` with ``spec``'s training replies rewritten value-first, and ``spec`` scored on the
+    reply's letter."""
+    from cvitkit.data.option_answers import value_first
+
+    train = {**suite_data.train, spec.name: [value_first(r) for r in suite_data.train[spec.name]]}
+    return replace(suite_data, train=train), replace(spec, scorer="option_letter", scorer_params={})
+
+
+def _agreement(predictions_file, test_records: list[dict]) -> dict:
+    from cvitkit.data.option_answers import value_letter_agreement
+
+    rows = [json.loads(line) for line in predictions_file.read_text().splitlines() if line.strip()]
+    prompts = {r["question_id"]: r["text"] for r in test_records}
+    return value_letter_agreement([prompts[r["question_id"]] for r in rows], [r["text"] for r in rows],
+                                  [r["answer"] for r in rows])
 
 
 def probe_suite(profile: str | Profile, suite: str, tasks: list[str] | None = None,
                 epochs: list[float] = (1.0,), method: str = "lora_ft", log=print,
-                train_per_task: int | None = None) -> pd.DataFrame:
+                train_per_task: int | None = None, answer_form: str = "letter") -> pd.DataFrame:
     """Probe every task of ``tasks`` (default: all of ``suite``) at every value of ``epochs``.
 
-    ``train_per_task`` trains on a larger (or smaller) synthetic training set than the profile's.
-    Returns one row per (task, epochs): training samples, chance, best constant answer, question prior,
+    ``train_per_task`` trains on a larger (or smaller) synthetic training set than the profile's;
+    ``answer_form="value_letter"`` trains multiple-choice tasks to reply ``<value> <letter>`` (see
+    :func:`probe_task`). Returns one row per (task, epochs): training samples, answer form, chance, best constant answer, question prior,
     score, score - bar (the higher of the last two, as in :mod:`cvitkit.report.learnability`), optimizer
     steps and training seconds (as recorded when the probe trained), and merges it into
     ``results/<profile>/tables/<suite>_probe.{csv,md}`` (rows of other tasks, epochs, sizes or methods
@@ -136,6 +181,8 @@ def probe_suite(profile: str | Profile, suite: str, tasks: list[str] | None = No
         raise ConfigError(f"epochs must be positive numbers, got {list(epochs)}.")
     if train_per_task is not None and train_per_task <= 0:
         raise ConfigError(f"train_per_task must be a positive number of samples, got {train_per_task}.")
+    if answer_form not in ANSWER_FORMS:
+        raise ConfigError(f"unknown answer form {answer_form!r}; expected one of {ANSWER_FORMS}.")
     suite_data = _probe_data(profile, spec, train_per_task)
     specs = {t.name: t for t in suite_data.suite.tasks}
     rows = []
@@ -143,12 +190,15 @@ def probe_suite(profile: str | Profile, suite: str, tasks: list[str] | None = No
         ref = image_free_references(specs[task], suite_data.train[task], suite_data.test[task])
         for n in epochs:
             log(f"[probe] {suite}/{task}: {method}, {n:g} epoch(s)")
-            result = probe_task(profile, suite_data, task, n, method, log=log, train_per_task=train_per_task)
+            result = probe_task(profile, suite_data, task, n, method, log=log, train_per_task=train_per_task,
+                                answer_form=answer_form)
             rows.append({"task": task, "scorer": specs[task].scorer, "model": model_label(profile),
                          "method": method, "epochs": n, "train samples": len(suite_data.train[task]),
+                         "answer form": answer_form,
                          **{k: round(ref[k], 1) for k in ("chance", "best constant", "question prior")},
                          "score": round(result["score"], 1), "score - bar": round(result["score"] - ref["bar"], 1),
-                         "steps": result["steps"], "train seconds": result["train_seconds"]})
+                         "steps": result["steps"], "train seconds": result["train_seconds"],
+                         **{k: round(result[k], 1) for k in ("value right", "letter names its value") if k in result}})
     table = pd.DataFrame(rows)
     path = profile.results_dir / "tables" / f"{suite}_probe.csv"
     _merge_into(path, table, task_order=known)
@@ -156,7 +206,8 @@ def probe_suite(profile: str | Profile, suite: str, tasks: list[str] | None = No
     sidecar = path.with_suffix(".json")
     calls = json.loads(sidecar.read_text())["calls"] if sidecar.exists() else []
     calls.append(provenance(profile=profile.name, suite=suite, model=model_label(profile), method=method,
-                            tasks=list(tasks or known), epochs=list(epochs), train_per_task=train_per_task))
+                            tasks=list(tasks or known), epochs=list(epochs), train_per_task=train_per_task,
+                            answer_form=answer_form))
     atomic_write_json(sidecar, {"calls": calls})
     from cvitkit.report.what_it_takes import write_what_it_takes
 
@@ -168,10 +219,13 @@ def _merge_into(path, table: pd.DataFrame, task_order: list[str]) -> None:
     """Add ``table``'s probe rows to the CSV at ``path``, ordered by the suite's task order."""
     def order(merged: pd.DataFrame) -> pd.DataFrame:
         rank = merged["task"].map({t: i for i, t in enumerate(task_order)})
-        return (merged.assign(_order=rank).sort_values(["_order", "model", "method", "train samples", "epochs"])
+        return (merged.assign(_order=rank).sort_values(["_order", "model", "method", "answer form", "train samples",
+                                                        "epochs"])
                 .drop(columns="_order"))
 
-    merge_table(path, table, ["task", "model", "method", "epochs", "train samples"], order)
+    # rows written before answer forms were a choice all trained on the tasks' own replies
+    merge_table(path, table, ["task", "model", "method", "epochs", "train samples", "answer form"], order,
+                defaults={"answer form": "letter"})
 
 
 def merge_table(path, table: pd.DataFrame, key: list[str], order, defaults: dict | None = None) -> pd.DataFrame:
@@ -219,6 +273,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vision-position-weight", type=float,
                         help="base model whose frozen vision tower also learned each patch's row and column "
                              "with this weight (stage 0, cvitkit/vision_pretrain.py); pretrained first, once")
+    parser.add_argument("--answer-form", default="letter", choices=ANSWER_FORMS,
+                        help="multiple-choice tasks: train on the task's letter replies, or on '<value> <letter>' "
+                             "replies scored on their letter (cvitkit/data/option_answers.py)")
     parser.add_argument("--data-root", help="real benchmark files (full profile)")
     args = parser.parse_args(argv)
     try:
@@ -228,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.vision_position_weight is not None:
             profile = with_position_term(profile, args.vision_position_weight)
         table = probe_suite(profile, args.suite, args.tasks, args.epochs, args.method,
-                            train_per_task=args.train_per_task)
+                            train_per_task=args.train_per_task, answer_form=args.answer_form)
     except CvitkitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

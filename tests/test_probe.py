@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 
@@ -84,3 +86,39 @@ def test_a_position_term_base_is_a_model_of_its_own_in_folders_and_tables():
 def test_the_position_term_needs_a_profile_that_pretrains_a_base(micro_smoke_profile):
     with pytest.raises(ConfigError, match="Fix: use the mini profile"):
         with_position_term(micro_smoke_profile(), 1.0)
+
+
+def test_value_first_probe_trains_on_value_letter_replies_in_a_folder_and_row_of_its_own(micro_smoke_profile):
+    from cvitkit.data import load_profile_suite_data, load_suite
+    from cvitkit.data.option_answers import split_reply
+
+    profile = micro_smoke_profile(batch_size=2)
+    probe_suite(profile, SUITE, ["Sci"], [1.0], log=lambda *_: None)
+    table = probe_suite(profile, SUITE, ["Sci"], [1.0], log=lambda *_: None, answer_form="value_letter")
+
+    row = table.iloc[0]
+    assert row["answer form"] == "value_letter" and row["scorer"] == "exact_match"   # the task's own, for the bar
+    assert 0 <= row["value right"] <= 100 and 0 <= row["letter names its value"] <= 100
+    folder = _probe_dir(profile, SUITE, "Sci", "lora_ft", 1.0, None, "value_letter")
+    assert folder.name == "Sci__lora_ft__e1__value_letter"
+    config = json.loads((folder / "config.json").read_text())
+    assert config["answer_form"] == "value_letter" and config["train"]["max_new_tokens"] > 5
+    # the value-first probe is scored on the letter it parses from each reply
+    replies = [json.loads(line) for line in (folder / "stages" / "000" / "predictions" / "Sci.jsonl").open()]
+    test = {r["question_id"]: r for r in load_profile_suite_data(profile, load_suite(SUITE)).test["Sci"]}
+    for reply in replies:
+        letter = split_reply(reply["text"])[1]
+        assert reply["score"] == float(letter is not None and letter == test[reply["question_id"]]["answer"])
+    saved = pd.read_csv(profile.results_dir / "tables" / f"{SUITE}_probe.csv")
+    assert list(saved["answer form"]) == ["letter", "value_letter"]
+    assert saved["value right"].isna().tolist() == [True, False]
+
+
+def test_value_first_answers_need_a_multiple_choice_task(micro_smoke_profile):
+    from cvitkit.errors import DataError
+
+    with pytest.raises(DataError, match="not one of the prompt's option letters"):
+        probe_suite(micro_smoke_profile(batch_size=2), SUITE, ["RS"], [1.0], log=lambda *_: None,
+                    answer_form="value_letter")
+    with pytest.raises(ConfigError, match="unknown answer form"):
+        probe_suite(micro_smoke_profile(), SUITE, ["Sci"], [1.0], log=lambda *_: None, answer_form="value")

@@ -62,3 +62,9 @@ def test_write_needs_the_learnability_table_and_reads_the_probes_beside_it(tmp_p
     saved = pd.read_csv(tmp_path / "mllmcl_dcl_what_it_takes.csv", index_col="task")
     assert saved.loc["AD", "learned by"] == "alone, tiny-3m, 10 epochs"
     assert "| AD " in (tmp_path / "mllmcl_dcl_what_it_takes.md").read_text()
+
+
+def test_value_first_probes_are_settings_of_their_own():
+    probes = _probes().iloc[[0]].assign(**{"answer form": "value_letter"})
+    table = what_it_takes(_learnability(), probes, margin=-100.0, default_samples=1000)
+    assert "alone, tiny-3m, 1 epoch, 4,000 samples, value-first replies" in table.loc["AD", "learned by"].split("; ")

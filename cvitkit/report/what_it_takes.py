@@ -7,8 +7,10 @@ answers it per task by collecting every measured setting:
 
 * ``in sequence, 1 epoch`` and ``in sequence, 3 epochs``: LoRA-FT's :math:`R_{t,t}` in the ``lora_ft``
   and ``lora_ft__e3`` runs, against the learnability table's bar;
-* ``alone, <model>, <n> epochs[, <m> samples]``: each probe row, against the bar of its own training
-  set (a larger set has its own best constant and question prior).
+* ``alone, <model>, <n> epochs[, <m> samples][, value-first replies]``: each probe row, against the bar
+  of its own training set (a larger set has its own best constant and question prior); value-first
+  replies (``circle B``, :mod:`cvitkit.data.option_answers`) are scored on their letter against the
+  same bar as letter replies.
 
 A setting *learns* the task when its score is at least ``margin`` points above its bar (the bar is the
 higher of the best constant answer and the question prior). Columns: the bar, the number of settings
@@ -42,6 +44,8 @@ def _probe_label(row: pd.Series, default_samples: int | None) -> str:
         label += f", {row['method']}"
     if default_samples is not None and int(row["train samples"]) != default_samples:
         label += f", {int(row['train samples']):,} samples"
+    if row.get("answer form", "letter") == "value_letter":
+        label += ", value-first replies"
     return label
 
 
