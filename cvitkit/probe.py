@@ -18,7 +18,7 @@ replies that name the option's value before its letter (``--answer-form value_le
 pointer step).
 
 Each (task, epochs) probe is an ordinary resumable run folder under
-``<work>/<profile>/probes/<suite>/<preset>[__position<w>]/<task>__<method>__e<epochs>[__n<samples>]``
+``<work>/<profile>/probes/<suite>/<preset>[__position<w>]/<task>__<method>__e<epochs>[__n<samples>][__value_letter]``
 (predictions included), so an interrupted probe continues where it stopped and a finished one is read back instead
 of retrained. The table goes to ``results/<profile>/tables/<suite>_probe.{csv,md}``, and the suite's
 *what it takes* table (:mod:`cvitkit.report.what_it_takes`: every setting tried per task, in sequence
@@ -40,7 +40,7 @@ from dataclasses import replace
 
 import pandas as pd
 
-from cvitkit.data.option_answers import ANSWER_FORMS
+from cvitkit.data.option_answers import ANSWER_FORMS, value_first, value_letter_agreement
 from cvitkit.errors import ConfigError, CvitkitError
 from cvitkit.profiles import Profile, available_profiles, load_profile
 from cvitkit.provenance import atomic_write_json, provenance, work_dir
@@ -137,15 +137,11 @@ VALUE_LETTER_TOKENS = 12
 def _value_first(suite_data, spec):
     """``suite_data`` with ``spec``'s training replies rewritten value-first, and ``spec`` scored on the
     reply's letter."""
-    from cvitkit.data.option_answers import value_first
-
     train = {**suite_data.train, spec.name: [value_first(r) for r in suite_data.train[spec.name]]}
     return replace(suite_data, train=train), replace(spec, scorer="option_letter", scorer_params={})
 
 
 def _agreement(predictions_file, test_records: list[dict]) -> dict:
-    from cvitkit.data.option_answers import value_letter_agreement
-
     rows = [json.loads(line) for line in predictions_file.read_text().splitlines() if line.strip()]
     prompts = {r["question_id"]: r["text"] for r in test_records}
     return value_letter_agreement([prompts[r["question_id"]] for r in rows], [r["text"] for r in rows],
@@ -159,11 +155,12 @@ def probe_suite(profile: str | Profile, suite: str, tasks: list[str] | None = No
 
     ``train_per_task`` trains on a larger (or smaller) synthetic training set than the profile's;
     ``answer_form="value_letter"`` trains multiple-choice tasks to reply ``<value> <letter>`` (see
-    :func:`probe_task`). Returns one row per (task, epochs): training samples, answer form, chance, best constant answer, question prior,
-    score, score - bar (the higher of the last two, as in :mod:`cvitkit.report.learnability`), optimizer
-    steps and training seconds (as recorded when the probe trained), and merges it into
-    ``results/<profile>/tables/<suite>_probe.{csv,md}`` (rows of other tasks, epochs, sizes or methods
-    are kept).
+    :func:`probe_task`). Returns one row per (task, epochs): training samples, answer form, chance, best
+    constant answer, question prior, score, score - bar (the higher of the last two, as in
+    :mod:`cvitkit.report.learnability`), optimizer steps and training seconds (as recorded when the probe
+    trained), the value-first columns where they apply, and merges it into
+    ``results/<profile>/tables/<suite>_probe.{csv,md}`` (rows of other tasks, epochs, sizes, methods or
+    answer forms are kept).
     """
     from cvitkit.data import load_suite
     from cvitkit.eval.chance import image_free_references

@@ -2,9 +2,9 @@
 
 A multiple-choice reply by letter asks the model to find what the picture shows, then find the option
 that says it and emit *that option's* letter. The tiny language models of the ``mini`` profile do not
-learn the second step (the option pointer, :mod:`cvitkit.option_pointer`), but they learn it far more
-easily when the reply names the value first: the value is then the current token, and the option equal
-to it is one look-up away. This module rewrites the training answers of a multiple-choice task into
+learn the second step (the option pointer, :mod:`cvitkit.option_pointer`) from letter replies; when the
+reply names the value first, the value is the current token and the option equal to it one look-up
+away, and the pointer can form (on some tasks and seeds, not all: ``results/mini/tables/*_probe.md``). This module rewrites the training answers of a multiple-choice task into
 that form, for the learnability probe (``python -m cvitkit.probe --answer-form value_letter``), and
 splits such replies back into their two parts so that each can be checked on its own:
 
