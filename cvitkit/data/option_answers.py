@@ -53,10 +53,16 @@ def value_first(record: dict) -> dict:
 
 
 def split_reply(reply: str) -> tuple[str, str | None]:
-    """``"circle B"`` → ``("circle", "B")``; a reply whose last word is not one letter → ``(reply, None)``."""
+    """``"circle B"`` → ``("circle", "B")``; a reply whose last word is not one letter → ``(reply, None)``.
+
+    The last word counts as a letter under the scorer's own rule (:func:`parse_option_letter`), so the
+    pointer column reads the letter the way ``option_letter`` scores it."""
+    from cvitkit.eval.text_scorers import parse_option_letter
+
     words = reply.split()
-    if words and len(words[-1].strip(".()")) == 1 and words[-1].strip(".()").isalpha():
-        return " ".join(words[:-1]), words[-1].strip(".()").upper()
+    letter = parse_option_letter(words[-1]) if words else None
+    if letter is not None:
+        return " ".join(words[:-1]), letter
     return reply.strip(), None
 
 
