@@ -40,7 +40,7 @@ from dataclasses import replace
 
 import pandas as pd
 
-from cvitkit.data.option_answers import ANSWER_FORMS, value_first, value_letter_agreement
+from cvitkit.data.option_answers import AGREEMENT_COLUMNS, ANSWER_FORMS, value_first, value_letter_agreement
 from cvitkit.errors import ConfigError, CvitkitError
 from cvitkit.profiles import Profile, available_profiles, load_profile
 from cvitkit.provenance import atomic_write_json, provenance, work_dir
@@ -195,7 +195,9 @@ def probe_suite(profile: str | Profile, suite: str, tasks: list[str] | None = No
                          **{k: round(ref[k], 1) for k in ("chance", "best constant", "question prior")},
                          "score": round(result["score"], 1), "score - bar": round(result["score"] - ref["bar"], 1),
                          "steps": result["steps"], "train seconds": result["train_seconds"],
-                         **{k: round(result[k], 1) for k in ("value right", "letter names its value") if k in result}})
+                         # every row has the columns (empty for letter probes): merge_table drops columns
+                         # that a call's new rows lack, which would erase saved value-first numbers
+                         **{k: round(result[k], 1) if k in result else None for k in AGREEMENT_COLUMNS}})
     table = pd.DataFrame(rows)
     path = profile.results_dir / "tables" / f"{suite}_probe.csv"
     _merge_into(path, table, task_order=known)

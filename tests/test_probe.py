@@ -113,6 +113,12 @@ def test_value_first_probe_trains_on_value_letter_replies_in_a_folder_and_row_of
     assert list(saved["answer form"]) == ["letter", "value_letter"]
     assert saved["value right"].isna().tolist() == [True, False]
 
+    # a later letter-probe call keeps the value-first row's numbers
+    probe_suite(profile, SUITE, ["Med"], [1.0], log=lambda *_: None)
+    again = pd.read_csv(profile.results_dir / "tables" / f"{SUITE}_probe.csv").set_index(["task", "answer form"])
+    assert again.loc[("Sci", "value_letter"), "value right"] == row["value right"]
+    assert again.loc[("Sci", "value_letter"), "letter names its value"] == row["letter names its value"]
+
 
 def test_value_first_answers_need_a_multiple_choice_task(micro_smoke_profile):
     from cvitkit.errors import DataError

@@ -25,6 +25,8 @@ from cvitkit.errors import DataError
 
 #: Answer forms of the training replies of multiple-choice tasks.
 ANSWER_FORMS = ("letter", "value_letter")
+#: The two parts :func:`value_letter_agreement` returns, in percent.
+AGREEMENT_COLUMNS = ("value right", "letter names its value")
 
 _OPTION_LINE = re.compile(r"^([A-Z])\. (.+?)\s*$", flags=re.M)
 
@@ -84,4 +86,4 @@ def value_letter_agreement(prompts: Sequence[str], replies: Sequence[str], answe
         value_right += value == options.get(str(answer).strip())
         pointer += letter is not None and options.get(letter) == value
     n = len(prompts)
-    return {"value right": 100 * value_right / n, "letter names its value": 100 * pointer / n}
+    return dict(zip(AGREEMENT_COLUMNS, (100 * value_right / n, 100 * pointer / n)))
