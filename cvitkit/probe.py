@@ -14,11 +14,13 @@ frozen vision tower keeps where each patch is (``--vision-position-weight``, see
 :mod:`cvitkit.vision_pretrain`; its own base model, pretrained once) and, for multiple-choice tasks,
 replies that name the option's value before its letter (``--answer-form value_letter``, see
 :mod:`cvitkit.data.option_answers`: ``circle B`` instead of ``B``, scored on the letter the
-``option_letter`` rule parses from the reply, with two more columns telling the vision step from the
-pointer step).
+``option_letter`` rule parses from the reply) and, for math and chart-trend tasks, worked replies that
+write what they read before the answer (``--answer-form worked``, see :mod:`cvitkit.data.worked_answers`:
+``3+4=7``, ``down up no``; only the final answer is scored, by the task's own scorer). Both add two
+columns that tell the reading step from the last one: *reading right* and *answer follows its reading*.
 
 Each (task, epochs) probe is an ordinary resumable run folder under
-``<work>/<profile>/probes/<suite>/<preset>[__position<w>]/<task>__<method>__e<epochs>[__n<samples>][__value_letter]``
+``<work>/<profile>/probes/<suite>/<preset>[__position<w>]/<task>__<method>__e<epochs>[__n<samples>][__<answer form>]``
 (predictions included), so an interrupted probe continues where it stopped and a finished one is read back instead
 of retrained. The table goes to ``results/<profile>/tables/<suite>_probe.{csv,md}``, and the suite's
 *what it takes* table (:mod:`cvitkit.report.what_it_takes`: every setting tried per task, in sequence
@@ -29,6 +31,7 @@ and alone, and which ones learned it) is rewritten beside it when the learnabili
     python -m cvitkit.probe --profile mini --suite coin --tasks Grounding --train-per-task 4000
     python -m cvitkit.probe --profile mini --suite coin --tasks Grounding --epochs 3 --vision-position-weight 1
     python -m cvitkit.probe --profile mini --suite coin --tasks ScienceQA --epochs 3 --answer-form value_letter
+    python -m cvitkit.probe --profile mini --suite mllmcl_dcl --tasks Fin --epochs 30 --answer-form worked
 """
 
 from __future__ import annotations
@@ -40,10 +43,14 @@ from dataclasses import replace
 
 import pandas as pd
 
-from cvitkit.data.option_answers import AGREEMENT_COLUMNS, ANSWER_FORMS, value_first, value_letter_agreement
+from cvitkit.data.option_answers import AGREEMENT_COLUMNS, value_first, value_letter_agreement
+from cvitkit.data.worked_answers import WORKED_FAMILIES, check_worked, worked_agreement, worked_records
 from cvitkit.errors import ConfigError, CvitkitError
 from cvitkit.profiles import Profile, available_profiles, load_profile
 from cvitkit.provenance import atomic_write_json, provenance, work_dir
+
+#: Forms of the training replies: the task's own, value-first (multiple choice), worked (math, chart trend).
+ANSWER_FORMS = ("letter", "value_letter", "worked")
 
 
 def model_label(profile: Profile) -> str:
@@ -93,7 +100,9 @@ def probe_task(profile: Profile, suite_data, task: str, epochs: float, method: s
 
     With ``answer_form="value_letter"`` the training replies name the option's value before its letter,
     the reply's letter is scored (``option_letter``), and the result adds the two parts of
-    :func:`~cvitkit.data.option_answers.value_letter_agreement`."""
+    :func:`~cvitkit.data.option_answers.value_letter_agreement`. With ``"worked"`` they write what the
+    picture shows before the answer, the answer is scored by the task's own scorer (``final_answer``), and
+    the result adds :func:`~cvitkit.data.worked_answers.worked_agreement`."""
     from cvitkit.data import corpus
     from cvitkit.methods.base import build_method
     from cvitkit.runner import (SETUP_SEED_INDEX, _start_or_resume, experiences_for, load_base, method_preset,
@@ -102,9 +111,13 @@ def probe_task(profile: Profile, suite_data, task: str, epochs: float, method: s
 
     suite = suite_data.suite
     spec = {t.name: t for t in suite.tasks}[task]
+    test_samples = None
     if answer_form == "value_letter":
         suite_data, spec = _value_first(suite_data, spec)
-        # the budget is sized for the one-letter references (0: the longest one + 4); the value comes first
+    elif answer_form == "worked":
+        suite_data, spec, test_samples = _worked(profile, suite_data, spec, train_per_task)
+    if answer_form != "letter":
+        # the budget is sized for the short references (0: the longest one + 4); the steps come first
         tokens = max(profile.train.max_new_tokens, VALUE_LETTER_TOKENS)
         profile = replace(profile, train=replace(profile.train, max_new_tokens=tokens))
     method_obj = build_method(method, method_preset(profile), {"epochs": epochs}, suite=suite,
@@ -112,7 +125,7 @@ def probe_task(profile: Profile, suite_data, task: str, epochs: float, method: s
     run_dir = _probe_dir(profile, suite.name, task, method, epochs, train_per_task, answer_form)
     if train_per_task:
         profile = replace(profile, data=replace(profile.data, train_per_task=train_per_task))
-    # letter probes keep their config (and so their saved folders); value-first ones say so in theirs
+    # letter probes keep their config (and so their saved folders); other forms say so in theirs
     form = {} if answer_form == "letter" else {"answer_form": answer_form}
     _start_or_resume(run_dir, run_config(profile, suite, method_obj, task=task, **form), False, log)
     model, processor = load_base(profile, corpus=corpus())
@@ -125,12 +138,13 @@ def probe_task(profile: Profile, suite_data, task: str, epochs: float, method: s
     stage = trainer.run([experience])[-1]
     result = {"score": stage.scores[task]["score"], "steps": stage.log.get("optimizer_steps"),
               "train_seconds": round(stage.log.get("train_seconds", float("nan")), 1)}
-    if answer_form == "value_letter":
-        result.update(_agreement(trainer.stage_dir(0) / "predictions" / f"{task}.jsonl", suite_data.test[task]))
+    if answer_form != "letter":
+        result.update(_agreement(trainer.stage_dir(0) / "predictions" / f"{task}.jsonl", suite_data.test[task],
+                                 test_samples))
     return result
 
 
-#: Generation budget of value-first replies (a value of a few tokens, a space and a letter).
+#: Generation budget of value-first and worked replies (``circle B``, ``down up no``, ``3+4=12``).
 VALUE_LETTER_TOKENS = 12
 
 
@@ -141,11 +155,38 @@ def _value_first(suite_data, spec):
     return replace(suite_data, train=train), replace(spec, scorer="option_letter", scorer_params={})
 
 
-def _agreement(predictions_file, test_records: list[dict]) -> dict:
+def _worked(profile: Profile, suite_data, spec, train_per_task: int | None):
+    """``suite_data`` with ``spec``'s training replies worked, ``spec`` scored on the final answer, and the
+    test samples drawn again from their seeds (for :func:`worked_agreement`), by question id."""
+    from cvitkit.data.build import draw_sample, sample_index
+
+    check_worked(spec)
+    if profile.data_root:
+        raise ConfigError("worked replies draw each sample again from its seed to know what it shows; they "
+                          "need the kit's synthetic data, not --data-root.")
+    data = profile.data
+
+    def drawn(records, key):
+        return [draw_sample(suite_data.suite.name, spec, *sample_index(r[key]), data.seed, data.image_size,
+                            data.instructions) for r in records]
+
+    train = suite_data.train[spec.name]
+    worked = worked_records(train, drawn(train, "id"))
+    test = suite_data.test[spec.name]
+    test_samples = dict(zip((r["question_id"] for r in test), drawn(test, "question_id")))
+    scored = replace(spec, scorer="final_answer",
+                     scorer_params={"scorer": spec.scorer, "after": WORKED_FAMILIES[spec.family]})
+    return replace(suite_data, train={**suite_data.train, spec.name: worked}), scored, test_samples
+
+
+def _agreement(predictions_file, test_records: list[dict], test_samples: dict | None) -> dict:
     rows = [json.loads(line) for line in predictions_file.read_text().splitlines() if line.strip()]
     prompts = {r["question_id"]: r["text"] for r in test_records}
-    return value_letter_agreement([prompts[r["question_id"]] for r in rows], [r["text"] for r in rows],
-                                  [r["answer"] for r in rows])
+    replies = [r["text"] for r in rows]
+    if test_samples is not None:
+        return worked_agreement([prompts[r["question_id"]] for r in rows], replies,
+                                [test_samples[r["question_id"]] for r in rows])
+    return value_letter_agreement([prompts[r["question_id"]] for r in rows], replies, [r["answer"] for r in rows])
 
 
 def probe_suite(profile: str | Profile, suite: str, tasks: list[str] | None = None,
@@ -154,11 +195,11 @@ def probe_suite(profile: str | Profile, suite: str, tasks: list[str] | None = No
     """Probe every task of ``tasks`` (default: all of ``suite``) at every value of ``epochs``.
 
     ``train_per_task`` trains on a larger (or smaller) synthetic training set than the profile's;
-    ``answer_form="value_letter"`` trains multiple-choice tasks to reply ``<value> <letter>`` (see
-    :func:`probe_task`). Returns one row per (task, epochs): training samples, answer form, chance, best
+    ``answer_form="value_letter"`` trains multiple-choice tasks to reply ``<value> <letter>``, and
+    ``"worked"`` math and chart-trend tasks to write what they read first (see :func:`probe_task`). Returns one row per (task, epochs): training samples, answer form, chance, best
     constant answer, question prior, score, score - bar (the higher of the last two, as in
     :mod:`cvitkit.report.learnability`), optimizer steps and training seconds (as recorded when the probe
-    trained), the value-first columns where they apply, and merges it into
+    trained), the reading columns where they apply, and merges it into
     ``results/<profile>/tables/<suite>_probe.{csv,md}`` (rows of other tasks, epochs, sizes, methods or
     answer forms are kept).
     """
@@ -196,7 +237,7 @@ def probe_suite(profile: str | Profile, suite: str, tasks: list[str] | None = No
                          "score": round(result["score"], 1), "score - bar": round(result["score"] - ref["bar"], 1),
                          "steps": result["steps"], "train seconds": result["train_seconds"],
                          # every row has the columns (empty for letter probes): merge_table drops columns
-                         # that a call's new rows lack, which would erase saved value-first numbers
+                         # that a call's new rows lack, which would erase saved reading numbers
                          **{k: round(result[k], 1) if k in result else None for k in AGREEMENT_COLUMNS}})
     table = pd.DataFrame(rows)
     path = profile.results_dir / "tables" / f"{suite}_probe.csv"
@@ -273,8 +314,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="base model whose frozen vision tower also learned each patch's row and column "
                              "with this weight (stage 0, cvitkit/vision_pretrain.py); pretrained first, once")
     parser.add_argument("--answer-form", default="letter", choices=ANSWER_FORMS,
-                        help="multiple-choice tasks: train on the task's letter replies, or on '<value> <letter>' "
-                             "replies scored on their letter (cvitkit/data/option_answers.py)")
+                        help="train on the task's own replies (letter), on '<value> <letter>' replies to "
+                             "multiple-choice questions (value_letter, cvitkit/data/option_answers.py) or on "
+                             "worked replies to math and chart-trend questions (worked, "
+                             "cvitkit/data/worked_answers.py)")
     parser.add_argument("--data-root", help="real benchmark files (full profile)")
     args = parser.parse_args(argv)
     try:

@@ -52,7 +52,7 @@ def test_agreement_counts_the_vision_step_and_the_pointer_step_apart():
                "star A",        # wrong value, but the letter names it: pointer only
                "light blue C"]  # right value, wrong letter: vision only
     result = value_letter_agreement([PROMPT] * 4, replies, ["B"] * 4)
-    assert result == {"value right": 50.0, "letter names its value": 50.0}
+    assert result == {"reading right": 50.0, "answer follows its reading": 50.0}
     with pytest.raises(ValueError, match="equally many"):
         value_letter_agreement([PROMPT], [], ["B"])
 

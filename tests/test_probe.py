@@ -98,7 +98,7 @@ def test_value_first_probe_trains_on_value_letter_replies_in_a_folder_and_row_of
 
     row = table.iloc[0]
     assert row["answer form"] == "value_letter" and row["scorer"] == "exact_match"   # the task's own, for the bar
-    assert 0 <= row["value right"] <= 100 and 0 <= row["letter names its value"] <= 100
+    assert 0 <= row["reading right"] <= 100 and 0 <= row["answer follows its reading"] <= 100
     folder = _probe_dir(profile, SUITE, "Sci", "lora_ft", 1.0, None, "value_letter")
     assert folder.name == "Sci__lora_ft__e1__value_letter"
     config = json.loads((folder / "config.json").read_text())
@@ -111,13 +111,13 @@ def test_value_first_probe_trains_on_value_letter_replies_in_a_folder_and_row_of
         assert reply["score"] == float(letter is not None and letter == test[reply["question_id"]]["answer"])
     saved = pd.read_csv(profile.results_dir / "tables" / f"{SUITE}_probe.csv")
     assert list(saved["answer form"]) == ["letter", "value_letter"]
-    assert saved["value right"].isna().tolist() == [True, False]
+    assert saved["reading right"].isna().tolist() == [True, False]
 
     # a later letter-probe call keeps the value-first row's numbers
     probe_suite(profile, SUITE, ["Med"], [1.0], log=lambda *_: None)
     again = pd.read_csv(profile.results_dir / "tables" / f"{SUITE}_probe.csv").set_index(["task", "answer form"])
-    assert again.loc[("Sci", "value_letter"), "value right"] == row["value right"]
-    assert again.loc[("Sci", "value_letter"), "letter names its value"] == row["letter names its value"]
+    assert again.loc[("Sci", "value_letter"), "reading right"] == row["reading right"]
+    assert again.loc[("Sci", "value_letter"), "answer follows its reading"] == row["answer follows its reading"]
 
 
 def test_value_first_answers_need_a_multiple_choice_task(micro_smoke_profile):

@@ -50,6 +50,26 @@ def image_path(task: str, split: str, index: int) -> str:
     return f"images/{task}/{split}_{index:05d}.png"
 
 
+def sample_index(record_id: str) -> tuple[str, int]:
+    """``"Fin_train_00012"`` → ``("train", 12)``: the split and index :func:`sample_id` encoded."""
+    *_, split, index = str(record_id).rsplit("_", 2)
+    if split not in ("train", "test") or not index.isdigit():
+        raise DataError(f"record id {record_id!r} is not a synthetic sample id (<task>_<split>_<index>). "
+                        "Fix: only records the kit generated can be drawn again from their seed.")
+    return split, int(index)
+
+
+def draw_sample(suite: str, task: TaskSpec, split: str, index: int, seed: int, size: int,
+                instructions: str = "default"):
+    """Sample ``index`` of one task split, drawn again from its seed (image, question, answer and truth)."""
+    from cvitkit.data.synthetic import generate, sample_rng
+    from cvitkit.data.synthetic.instructions import instruction_style
+
+    with instruction_style(instructions if split == "train" else "default"):
+        return generate(task.family, task.domain, task.generator_options(split),
+                        sample_rng(seed, suite, task.name, split, index), size)
+
+
 def question_text(sample, task: TaskSpec) -> str:
     """Question plus suffix on a new line (the sample's own suffix wins over the task's)."""
     suffix = sample.suffix if sample.suffix is not None else task.prompt_suffix
@@ -63,15 +83,9 @@ def make_samples(suite: str, task: TaskSpec, split: str, start: int, stop: int, 
     ``instructions`` (a :data:`~cvitkit.data.config.INSTRUCTION_STYLES` name) words the training
     questions only: test records are the same whatever the style, so styles are compared fairly.
     """
-    from cvitkit.data.synthetic import generate, sample_rng
-    from cvitkit.data.synthetic.instructions import instruction_style
-
-    opts = task.generator_options(split)
     out = []
-    style = instructions if split == "train" else "default"
     for i in range(start, stop):
-        with instruction_style(style):
-            s = generate(task.family, task.domain, opts, sample_rng(seed, suite, task.name, split, i), size)
+        s = draw_sample(suite, task, split, i, seed, size, instructions)
         buf = io.BytesIO()
         s.image.save(buf, format="PNG", compress_level=6)
         rel = image_path(task.name, split, i)

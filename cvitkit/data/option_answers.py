@@ -8,9 +8,12 @@ away, and the pointer can form (on some tasks and seeds, not all: ``results/mini
 that form, for the learnability probe (``python -m cvitkit.probe --answer-form value_letter``), and
 splits such replies back into their two parts so that each can be checked on its own:
 
-* *value right*: the reply's value is the correct option's value (the vision step);
-* *letter names its value*: the reply's letter is the option equal to the value the reply itself wrote
-  (the pointer step), right or wrong.
+* *reading right*: the reply's value is the correct option's value (the vision step);
+* *answer follows its reading*: the reply's letter is the option equal to the value the reply itself
+  wrote (the pointer step), right or wrong.
+
+These are the multiple-choice case of the worked replies of :mod:`cvitkit.data.worked_answers`, and the
+two columns have the same names there.
 
 The letter-parsing scorer (``option_letter``: the first single-letter word) reads ``circle B`` as
 ``B``; values are never single letters in the synthetic families (counts are digits).
@@ -23,10 +26,8 @@ from collections.abc import Sequence
 
 from cvitkit.errors import DataError
 
-#: Answer forms of the training replies of multiple-choice tasks.
-ANSWER_FORMS = ("letter", "value_letter")
-#: The two parts :func:`value_letter_agreement` returns, in percent.
-AGREEMENT_COLUMNS = ("value right", "letter names its value")
+#: The two parts :func:`value_letter_agreement` (and ``worked_agreement``) return, in percent.
+AGREEMENT_COLUMNS = ("reading right", "answer follows its reading")
 
 _OPTION_LINE = re.compile(r"^([A-Z])\. (.+?)\s*$", flags=re.M)
 
@@ -72,7 +73,7 @@ def value_letter_agreement(prompts: Sequence[str], replies: Sequence[str], answe
     """Percent of value-first replies whose value is right and whose letter names their own value.
 
     For each reply with options :math:`o` (from its prompt), value :math:`v` and letter :math:`l`, and the
-    correct letter :math:`a`: *value right* is :math:`v = o_a`; *letter names its value* is
+    correct letter :math:`a`: *reading right* is :math:`v = o_a`; *answer follows its reading* is
     :math:`o_l = v` (the pointer followed, whatever the value). A model with the pointer but weak vision
     scores high on the second and low on the first; the product is roughly its accuracy.
     """

@@ -9,8 +9,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from cvitkit.errors import DataError
-from cvitkit.eval.registry import register, text_references
+from cvitkit.errors import ConfigError, DataError
+from cvitkit.eval.registry import get_scorer, register, text_references
 from cvitkit.eval.text_norm import first_number, levenshtein, parse_box, parse_number, parse_point
 
 # --------------------------------------------------------------------------------------------------
@@ -221,3 +221,23 @@ def point_in_box(prediction: str, reference: Any) -> float | None:
         return None
     x, y = point
     return float(any(b[0] <= x <= b[2] and b[1] <= y <= b[3] for b in refs))
+
+
+@register("final_answer", references="whatever the inner scorer accepts",
+          parse_failure="nothing after the last separator, or the inner scorer's parse failure")
+def final_answer(prediction: str, reference: Any, *, scorer: str = "exact_match", after: str = " ") -> float | None:
+    """Score only the last step of a worked reply (``down up no``, ``3+4=7``) with the per-sample ``scorer``.
+
+    Worked replies (:mod:`cvitkit.data.worked_answers`) write what they read from the picture before the
+    answer; the answer is what follows the last ``after`` (``" "``: the last word; ``"="``: the result).
+    A reply without ``after`` is scored whole. A corpus-level inner scorer raises :class:`ConfigError`.
+    """
+    inner = get_scorer(scorer)
+    if inner.corpus_level:
+        raise ConfigError(f"final_answer scores one reply at a time; {scorer!r} is corpus-level. "
+                          "Fix: pick a per-sample scorer (exact_match, numeric, option_letter, ...).")
+    tail = prediction.split() if after == " " else prediction.rsplit(after, 1)
+    tail = tail[-1].strip() if tail else ""
+    if not tail:
+        return None
+    return inner.fn(tail, reference)

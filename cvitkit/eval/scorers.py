@@ -33,6 +33,7 @@ numeric                    first number in the prediction == GT within 1e-6 (mat
 mapqa_partial              |GT list ∩ predicted list| / |GT list| (MLLM-CL Sci, MapQA)
 iou                        parsed box IoU > 0.5 (CoIN / StrCVIT Grounding)
 point_in_box               parsed click point inside the GT box (GUI grounding proxy)
+final_answer               the last step of a worked reply, scored by another scorer (probe only)
 cider                      CIDEr-D ×100, Python tokeniser (StrCVIT TextCaps)
 caption_avg                mean of BLEU-1..4, METEOR (exact), ROUGE-L, CIDEr ×100 (UCIT captions)
 =========================  ========================================================================

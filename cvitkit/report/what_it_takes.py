@@ -7,10 +7,11 @@ answers it per task by collecting every measured setting:
 
 * ``in sequence, 1 epoch`` and ``in sequence, 3 epochs``: LoRA-FT's :math:`R_{t,t}` in the ``lora_ft``
   and ``lora_ft__e3`` runs, against the learnability table's bar;
-* ``alone, <model>, <n> epochs[, <m> samples][, value-first replies]``: each probe row, against the bar
-  of its own training set (a larger set has its own best constant and question prior); value-first
-  replies (``circle B``, :mod:`cvitkit.data.option_answers`) are scored on their letter against the
-  same bar as letter replies.
+* ``alone, <model>, <n> epochs[, <m> samples][, value-first | worked replies]``: each probe row, against
+  the bar of its own training set (a larger set has its own best constant and question prior);
+  value-first replies (``circle B``, :mod:`cvitkit.data.option_answers`) and worked replies (``3+4=7``,
+  ``down up no``, :mod:`cvitkit.data.worked_answers`) are scored on their final answer against the
+  same bar as the task's own replies.
 
 A setting *learns* the task when its score is at least ``margin`` points above its bar (the bar is the
 higher of the best constant answer and the question prior). Columns: the bar, the number of settings
@@ -26,6 +27,9 @@ import pandas as pd
 
 from cvitkit.report.learnability import LEARNED_MARGIN, table_bar
 from cvitkit.report.render import write_frame
+
+#: What each probe answer form adds to its setting's label.
+ANSWER_FORM_LABELS = {"value_letter": ", value-first replies", "worked": ", worked replies"}
 
 
 def _sequence_settings(row: pd.Series, bar: float) -> list[tuple[str, float, float]]:
@@ -44,8 +48,7 @@ def _probe_label(row: pd.Series, default_samples: int | None) -> str:
         label += f", {row['method']}"
     if default_samples is not None and int(row["train samples"]) != default_samples:
         label += f", {int(row['train samples']):,} samples"
-    if row.get("answer form", "letter") == "value_letter":
-        label += ", value-first replies"
+    label += ANSWER_FORM_LABELS.get(row.get("answer form", "letter"), "")
     return label
 
 

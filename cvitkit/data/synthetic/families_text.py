@@ -198,7 +198,8 @@ def chart(rng, d: Domain, size: int, opts: dict) -> Sample:
     if fmt == "yesno":
         direction = rng.choice(["up", "down"])
         q = pick(rng, "chart.trend_yesno", subject=subject, direction=direction)
-        return Sample(img, q, "yes" if direction == trend else "no", truth=truth, suffix=suffix)
+        return Sample(img, q, "yes" if direction == trend else "no", truth={**truth, "asked": direction},
+                      suffix=suffix)
     if fmt == "letter":
         block, letter, _ = options_block(rng, trend, ["up", "down", "flat"], 3)
         q = pick(rng, "chart.trend_mcq", subject=subject) + "\n" + block
