@@ -34,13 +34,15 @@ WORKED_FAMILIES = {"math": "=", "chart": " "}
 
 def check_worked(task) -> None:
     """Raise :class:`ConfigError` unless ``task`` (a :class:`~cvitkit.data.suites.TaskSpec`) has a worked form."""
-    opts = task.generator_options("train")
+    from cvitkit.data.synthetic import check_options
+
+    opts = check_options(task.family, task.generator_options("train"))
     ok = (task.family == "math" and opts.get("mode") == "digits") or (
         task.family == "chart" and list(opts.get("questions", [])) == ["trend"]
         and opts.get("answer_format") in ("yesno", "letter", "mixed"))
     if not ok:
         hint = (" Multiple-choice tasks have theirs: --answer-form value_letter." if task.family == "mcq" else "")
-        raise ConfigError(f"task {task.name} ({task.family}, generator {opts}) has no worked reply; worked "
+        raise ConfigError(f"task {task.name} ({task.family}, generator {task.generator}) has no worked reply; worked "
                           "replies exist for math with mode digits and for chart trend questions answered "
                           f"yes/no or by letter.{hint}")
 
