@@ -22,7 +22,7 @@ PROTOCOLS = ("task_incremental", "stream")
 SCORERS = (
     "exact_match", "exact_match_nospace", "vqa_exact", "vqa_soft", "substring", "substring_nospace",
     "bounded_substring", "bidirectional_substring", "option_letter", "ocrbench", "iou", "point_in_box", "anls",
-    "relaxed_accuracy", "numeric", "cider", "caption_avg", "mapqa_partial",
+    "relaxed_accuracy", "numeric", "cider", "caption_avg", "mapqa_partial", "final_answer",
 )
 _TASK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
