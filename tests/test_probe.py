@@ -128,3 +128,32 @@ def test_value_first_answers_need_a_multiple_choice_task(micro_smoke_profile):
                     answer_form="value_letter")
     with pytest.raises(ConfigError, match="unknown answer form"):
         probe_suite(micro_smoke_profile(), SUITE, ["Sci"], [1.0], log=lambda *_: None, answer_form="value")
+
+
+def test_worked_probe_trains_on_worked_replies_and_scores_their_final_answer(micro_smoke_profile):
+    from cvitkit.data import load_profile_suite_data, load_suite
+    from cvitkit.eval.scorers import score
+
+    profile = micro_smoke_profile(batch_size=2)
+    table = probe_suite(profile, SUITE, ["Fin"], [1.0], log=lambda *_: None, answer_form="worked")
+
+    row = table.iloc[0]
+    assert row["answer form"] == "worked" and row["scorer"] == "exact_match_nospace"   # the task's own
+    assert 0 <= row["reading right"] <= 100 and 0 <= row["answer follows its reading"] <= 100
+    folder = _probe_dir(profile, SUITE, "Fin", "lora_ft", 1.0, None, "worked")
+    assert folder.name == "Fin__lora_ft__e1__worked"
+    config = json.loads((folder / "config.json").read_text())
+    assert config["answer_form"] == "worked" and config["train"]["max_new_tokens"] > 5
+    # each reply is scored on its last word only, by the task's own rule
+    replies = [json.loads(line) for line in (folder / "stages" / "000" / "predictions" / "Fin.jsonl").open()]
+    test = {r["question_id"]: r for r in load_profile_suite_data(profile, load_suite(SUITE)).test["Fin"]}
+    for reply in replies:
+        last = reply["text"].split()[-1] if reply["text"].split() else ""
+        expected = score("exact_match_nospace", [last], [test[reply["question_id"]]["answer"]]).per_sample[0]
+        assert reply["score"] == (expected if last else 0.0)
+
+
+def test_worked_answers_need_a_math_or_chart_trend_task(micro_smoke_profile):
+    with pytest.raises(ConfigError, match="no worked reply.*value_letter"):
+        probe_suite(micro_smoke_profile(batch_size=2), SUITE, ["Sci"], [1.0], log=lambda *_: None,
+                    answer_form="worked")

@@ -1,6 +1,7 @@
 """The per-task 'what it takes' table: every setting tried, its distance to the bar, and which learned."""
 
 import pandas as pd
+import pytest
 
 from cvitkit.report.what_it_takes import what_it_takes, write_what_it_takes
 
@@ -64,7 +65,8 @@ def test_write_needs_the_learnability_table_and_reads_the_probes_beside_it(tmp_p
     assert "| AD " in (tmp_path / "mllmcl_dcl_what_it_takes.md").read_text()
 
 
-def test_value_first_probes_are_settings_of_their_own():
-    probes = _probes().iloc[[0]].assign(**{"answer form": "value_letter"})
+@pytest.mark.parametrize("form, label", [("value_letter", "value-first replies"), ("worked", "worked replies")])
+def test_probes_of_other_answer_forms_are_settings_of_their_own(form, label):
+    probes = _probes().iloc[[0]].assign(**{"answer form": form})
     table = what_it_takes(_learnability(), probes, margin=-100.0, default_samples=1000)
-    assert "alone, tiny-3m, 1 epoch, 4,000 samples, value-first replies" in table.loc["AD", "learned by"].split("; ")
+    assert f"alone, tiny-3m, 1 epoch, 4,000 samples, {label}" in table.loc["AD", "learned by"].split("; ")
