@@ -115,10 +115,10 @@ def probe_task(profile: Profile, suite_data, task: str, epochs: float, method: s
     if answer_form == "value_letter":
         suite_data, spec = _value_first(suite_data, spec)
     elif answer_form == "worked":
-        suite_data, spec, test_samples = _worked(profile, suite_data, spec, train_per_task)
+        suite_data, spec, test_samples = _worked(profile, suite_data, spec)
     if answer_form != "letter":
         # the budget is sized for the short references (0: the longest one + 4); the steps come first
-        tokens = max(profile.train.max_new_tokens, VALUE_LETTER_TOKENS)
+        tokens = max(profile.train.max_new_tokens, STEPS_FIRST_TOKENS)
         profile = replace(profile, train=replace(profile.train, max_new_tokens=tokens))
     method_obj = build_method(method, method_preset(profile), {"epochs": epochs}, suite=suite,
                               seed=profile.train.seed)
@@ -145,7 +145,7 @@ def probe_task(profile: Profile, suite_data, task: str, epochs: float, method: s
 
 
 #: Generation budget of value-first and worked replies (``circle B``, ``down up no``, ``3+4=12``).
-VALUE_LETTER_TOKENS = 12
+STEPS_FIRST_TOKENS = 12
 
 
 def _value_first(suite_data, spec):
@@ -155,7 +155,7 @@ def _value_first(suite_data, spec):
     return replace(suite_data, train=train), replace(spec, scorer="option_letter", scorer_params={})
 
 
-def _worked(profile: Profile, suite_data, spec, train_per_task: int | None):
+def _worked(profile: Profile, suite_data, spec):
     """``suite_data`` with ``spec``'s training replies worked, ``spec`` scored on the final answer, and the
     test samples drawn again from their seeds (for :func:`worked_agreement`), by question id."""
     from cvitkit.data.build import draw_sample, sample_index
@@ -196,10 +196,11 @@ def probe_suite(profile: str | Profile, suite: str, tasks: list[str] | None = No
 
     ``train_per_task`` trains on a larger (or smaller) synthetic training set than the profile's;
     ``answer_form="value_letter"`` trains multiple-choice tasks to reply ``<value> <letter>``, and
-    ``"worked"`` math and chart-trend tasks to write what they read first (see :func:`probe_task`). Returns one row per (task, epochs): training samples, answer form, chance, best
-    constant answer, question prior, score, score - bar (the higher of the last two, as in
-    :mod:`cvitkit.report.learnability`), optimizer steps and training seconds (as recorded when the probe
-    trained), the reading columns where they apply, and merges it into
+    ``"worked"`` math and chart-trend tasks to write what they read first (see :func:`probe_task`).
+    Returns one row per (task, epochs): training samples, answer form, chance, best constant answer,
+    question prior, score, score - bar (the higher of the last two, as in :mod:`cvitkit.report.learnability`),
+    optimizer steps and training seconds (as recorded when the probe trained), the reading columns where
+    they apply, and merges it into
     ``results/<profile>/tables/<suite>_probe.{csv,md}`` (rows of other tasks, epochs, sizes, methods or
     answer forms are kept).
     """
