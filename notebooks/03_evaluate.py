@@ -165,8 +165,9 @@ learnability
 
 # %% [markdown]
 # **What it takes.** The probe tables (`python -m cvitkit.probe`, run by hand: they are not part of the
-# pipeline) train each task alone with more steps, more data or a larger model. This table gathers, per
-# task, every setting measured so far, in sequence and alone, and names those that cleared the bar.
+# pipeline) train each task alone with more steps, more data, a larger model or replies that write what
+# they read before the answer. This table gathers, per task, every setting measured so far, in sequence
+# and alone, and names those that cleared the bar (`results/mini/LEARNABILITY.md` tells the whole story).
 
 # %%
 from cvitkit.report.what_it_takes import write_what_it_takes

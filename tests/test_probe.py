@@ -88,8 +88,22 @@ def test_the_position_term_needs_a_profile_that_pretrains_a_base(micro_smoke_pro
         with_position_term(micro_smoke_profile(), 1.0)
 
 
-def test_value_first_probe_trains_on_value_letter_replies_in_a_folder_and_row_of_its_own(micro_smoke_profile):
+def _replies_of_probe(profile, row, task: str, form: str, scorer: str) -> tuple[list[dict], dict]:
+    """Check a probe row and folder of answer form ``form``; its saved replies and the task's test records."""
     from cvitkit.data import load_profile_suite_data, load_suite
+
+    assert row["answer form"] == form and row["scorer"] == scorer   # the task's own, for the bar
+    assert 0 <= row["reading right"] <= 100 and 0 <= row["answer follows its reading"] <= 100
+    folder = _probe_dir(profile, SUITE, task, "lora_ft", 1.0, None, form)
+    assert folder.name == f"{task}__lora_ft__e1__{form}"
+    config = json.loads((folder / "config.json").read_text())
+    assert config["answer_form"] == form and config["train"]["max_new_tokens"] > 5
+    replies = [json.loads(line) for line in (folder / "stages" / "000" / "predictions" / f"{task}.jsonl").open()]
+    test = {r["question_id"]: r for r in load_profile_suite_data(profile, load_suite(SUITE)).test[task]}
+    return replies, test
+
+
+def test_value_first_probe_trains_on_value_letter_replies_in_a_folder_and_row_of_its_own(micro_smoke_profile):
     from cvitkit.data.option_answers import split_reply
 
     profile = micro_smoke_profile(batch_size=2)
@@ -97,15 +111,8 @@ def test_value_first_probe_trains_on_value_letter_replies_in_a_folder_and_row_of
     table = probe_suite(profile, SUITE, ["Sci"], [1.0], log=lambda *_: None, answer_form="value_letter")
 
     row = table.iloc[0]
-    assert row["answer form"] == "value_letter" and row["scorer"] == "exact_match"   # the task's own, for the bar
-    assert 0 <= row["reading right"] <= 100 and 0 <= row["answer follows its reading"] <= 100
-    folder = _probe_dir(profile, SUITE, "Sci", "lora_ft", 1.0, None, "value_letter")
-    assert folder.name == "Sci__lora_ft__e1__value_letter"
-    config = json.loads((folder / "config.json").read_text())
-    assert config["answer_form"] == "value_letter" and config["train"]["max_new_tokens"] > 5
+    replies, test = _replies_of_probe(profile, row, "Sci", "value_letter", "exact_match")
     # the value-first probe is scored on the letter it parses from each reply
-    replies = [json.loads(line) for line in (folder / "stages" / "000" / "predictions" / "Sci.jsonl").open()]
-    test = {r["question_id"]: r for r in load_profile_suite_data(profile, load_suite(SUITE)).test["Sci"]}
     for reply in replies:
         letter = split_reply(reply["text"])[1]
         assert reply["score"] == float(letter is not None and letter == test[reply["question_id"]]["answer"])
@@ -131,22 +138,13 @@ def test_value_first_answers_need_a_multiple_choice_task(micro_smoke_profile):
 
 
 def test_worked_probe_trains_on_worked_replies_and_scores_their_final_answer(micro_smoke_profile):
-    from cvitkit.data import load_profile_suite_data, load_suite
     from cvitkit.eval.scorers import score
 
     profile = micro_smoke_profile(batch_size=2)
     table = probe_suite(profile, SUITE, ["Fin"], [1.0], log=lambda *_: None, answer_form="worked")
 
-    row = table.iloc[0]
-    assert row["answer form"] == "worked" and row["scorer"] == "exact_match_nospace"   # the task's own
-    assert 0 <= row["reading right"] <= 100 and 0 <= row["answer follows its reading"] <= 100
-    folder = _probe_dir(profile, SUITE, "Fin", "lora_ft", 1.0, None, "worked")
-    assert folder.name == "Fin__lora_ft__e1__worked"
-    config = json.loads((folder / "config.json").read_text())
-    assert config["answer_form"] == "worked" and config["train"]["max_new_tokens"] > 5
+    replies, test = _replies_of_probe(profile, table.iloc[0], "Fin", "worked", "exact_match_nospace")
     # each reply is scored on its last word only, by the task's own rule
-    replies = [json.loads(line) for line in (folder / "stages" / "000" / "predictions" / "Fin.jsonl").open()]
-    test = {r["question_id"]: r for r in load_profile_suite_data(profile, load_suite(SUITE)).test["Fin"]}
     for reply in replies:
         last = reply["text"].split()[-1] if reply["text"].split() else ""
         expected = score("exact_match_nospace", [last], [test[reply["question_id"]]["answer"]]).per_sample[0]
