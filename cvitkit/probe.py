@@ -14,9 +14,10 @@ frozen vision tower keeps where each patch is (``--vision-position-weight``, see
 :mod:`cvitkit.vision_pretrain`; its own base model, pretrained once) and, for multiple-choice tasks,
 replies that name the option's value before its letter (``--answer-form value_letter``, see
 :mod:`cvitkit.data.option_answers`: ``circle B`` instead of ``B``, scored on the letter the
-``option_letter`` rule parses from the reply) and, for math and chart-trend tasks, worked replies that
-write what they read before the answer (``--answer-form worked``, see :mod:`cvitkit.data.worked_answers`:
-``3+4=7``, ``down up no``; only the final answer is scored, by the task's own scorer). Both add two
+``option_letter`` rule parses from the reply) and, for math, chart-trend and grounding tasks, worked
+replies that write what they read before the answer (``--answer-form worked``, see
+:mod:`cvitkit.data.worked_answers`: ``3+4=7``, ``down up no``, ``top left [0.1, 0.1, 0.3, 0.3]``; only
+the final answer is scored, by the task's own scorer). Both add two
 columns that tell the reading step from the last one: *reading right* and *answer follows its reading*.
 
 Each (task, epochs) probe is an ordinary resumable run folder under
@@ -49,7 +50,8 @@ from cvitkit.errors import ConfigError, CvitkitError
 from cvitkit.profiles import Profile, available_profiles, load_profile
 from cvitkit.provenance import atomic_write_json, provenance, work_dir
 
-#: Forms of the training replies: the task's own, value-first (multiple choice), worked (math, chart trend).
+#: Forms of the training replies: the task's own, value-first (multiple choice), worked (math, chart trend,
+#: grounding).
 ANSWER_FORMS = ("letter", "value_letter", "worked")
 
 
@@ -104,6 +106,7 @@ def probe_task(profile: Profile, suite_data, task: str, epochs: float, method: s
     picture shows before the answer, the answer is scored by the task's own scorer (``final_answer``), and
     the result adds :func:`~cvitkit.data.worked_answers.worked_agreement`."""
     from cvitkit.data import corpus
+    from cvitkit.eval.evaluate import default_max_new_tokens
     from cvitkit.methods.base import build_method
     from cvitkit.runner import (SETUP_SEED_INDEX, _start_or_resume, experiences_for, load_base, method_preset,
                                 run_config)
@@ -116,9 +119,11 @@ def probe_task(profile: Profile, suite_data, task: str, epochs: float, method: s
         suite_data, spec = _value_first(suite_data, spec)
     elif answer_form == "worked":
         suite_data, spec, test_samples = _worked(profile, suite_data, spec)
+    model, processor = load_base(profile, corpus=corpus())
     if answer_form != "letter":
-        # the budget is sized for the short references (0: the longest one + 4); the steps come first
-        tokens = max(profile.train.max_new_tokens, STEPS_FIRST_TOKENS)
+        # the default budget is sized for the test references (the longest + 4); the steps come first
+        tokens = max(profile.train.max_new_tokens, STEPS_FIRST_TOKENS,
+                     default_max_new_tokens(processor.tokenizer, _replies(suite_data.train[task])))
         profile = replace(profile, train=replace(profile.train, max_new_tokens=tokens))
     method_obj = build_method(method, method_preset(profile), {"epochs": epochs}, suite=suite,
                               seed=profile.train.seed)
@@ -128,7 +133,6 @@ def probe_task(profile: Profile, suite_data, task: str, epochs: float, method: s
     # letter probes keep their config (and so their saved folders); other forms say so in theirs
     form = {} if answer_form == "letter" else {"answer_form": answer_form}
     _start_or_resume(run_dir, run_config(profile, suite, method_obj, task=task, **form), False, log)
-    model, processor = load_base(profile, corpus=corpus())
     seed_everything(experience_seed(profile.train.seed, SETUP_SEED_INDEX))
     method_obj.setup(model, processor)
     experience = next(e for e in experiences_for(suite_data, None, False) if e.task_name == task)
@@ -144,8 +148,13 @@ def probe_task(profile: Profile, suite_data, task: str, epochs: float, method: s
     return result
 
 
-#: Generation budget of value-first and worked replies (``circle B``, ``down up no``, ``3+4=12``).
+#: Least generation budget of value-first and worked replies (``circle B``, ``down up no``, ``3+4=12``);
+#: longer ones (a grounding reply's box) get their longest training reply + 4.
 STEPS_FIRST_TOKENS = 12
+
+
+def _replies(records: list[dict]) -> list[str]:
+    return [r["conversations"][-1]["value"] for r in records]
 
 
 def _value_first(suite_data, spec):
@@ -196,7 +205,7 @@ def probe_suite(profile: str | Profile, suite: str, tasks: list[str] | None = No
 
     ``train_per_task`` trains on a larger (or smaller) synthetic training set than the profile's;
     ``answer_form="value_letter"`` trains multiple-choice tasks to reply ``<value> <letter>``, and
-    ``"worked"`` math and chart-trend tasks to write what they read first (see :func:`probe_task`).
+    ``"worked"`` math, chart-trend and grounding tasks to write what they read first (see :func:`probe_task`).
     Returns one row per (task, epochs): training samples, answer form, chance, best constant answer,
     question prior, score, score - bar (the higher of the last two, as in :mod:`cvitkit.report.learnability`),
     optimizer steps and training seconds (as recorded when the probe trained), the reading columns where
@@ -317,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--answer-form", default="letter", choices=ANSWER_FORMS,
                         help="train on the task's own replies (letter), on '<value> <letter>' replies to "
                              "multiple-choice questions (value_letter, cvitkit/data/option_answers.py) or on "
-                             "worked replies to math and chart-trend questions (worked, "
+                             "worked replies to math, chart-trend and grounding questions (worked, "
                              "cvitkit/data/worked_answers.py)")
     parser.add_argument("--data-root", help="real benchmark files (full profile)")
     args = parser.parse_args(argv)

@@ -151,7 +151,7 @@ def test_worked_probe_trains_on_worked_replies_and_scores_their_final_answer(mic
         assert reply["score"] == (expected if last else 0.0)
 
 
-def test_worked_answers_need_a_math_or_chart_trend_task(micro_smoke_profile):
+def test_worked_answers_need_a_math_chart_trend_or_grounding_task(micro_smoke_profile):
     with pytest.raises(ConfigError, match="no worked reply.*value_letter"):
         probe_suite(micro_smoke_profile(batch_size=2), SUITE, ["Sci"], [1.0], log=lambda *_: None,
                     answer_form="worked")

@@ -11,12 +11,13 @@ from cvitkit.data import load_suite
 from cvitkit.data.build import draw_sample, make_samples, sample_id, sample_index
 from cvitkit.data.option_answers import AGREEMENT_COLUMNS
 from cvitkit.data.synthetic import generate
-from cvitkit.data.worked_answers import check_worked, worked_agreement, worked_records, worked_reply
+from cvitkit.data.worked_answers import box_cell, check_worked, worked_agreement, worked_records, worked_reply
 from cvitkit.errors import ConfigError, DataError
 from cvitkit.eval.scorers import score
 
 FIN = {t.name: t for t in load_suite("mllmcl_dcl").tasks}["Fin"]
 MATH = {t.name: t for t in load_suite("mllmcl_acl").tasks}["Math"]
+GROUNDING = {t.name: t for t in load_suite("coin").tasks}["Grounding"]
 
 
 def _sample(truth, answer="", question=""):
@@ -54,6 +55,20 @@ def test_chart_replies_write_asked_and_seen_direction_or_the_options_value():
     assert seen == {"yesno", "letter"}
 
 
+def test_grounding_reply_names_the_grid_cell_of_the_target_then_its_box():
+    cells = set()
+    for seed in range(40):
+        s = generate("ground", "natural", {}, random.Random(seed), 64)
+        reply = worked_reply(s, _record(s.question, s.answer))
+        x1, y1, x2, y2 = s.truth["target"]["box"]   # pixels of the 64-pixel picture
+        row, col = ("top", "middle", "bottom")[(y1 + y2) * 3 // 128], ("left", "centre", "right")[(x1 + x2) * 3 // 128]
+        assert reply == f"{row} {col} {s.answer}"
+        cells.add((row, col))
+    assert len(cells) == 9   # every cell of the 3x3 grid is named
+    assert box_cell((0.0, 0.0, 0.2, 0.2)) == "top left" and box_cell((0.5, 0.7, 1.0, 1.0)) == "bottom right"
+    assert box_cell((0.3, 0.3, 0.4, 0.4)) == "middle centre"   # centre 0.35: the middle third
+
+
 def test_worked_records_rewrite_only_the_answer_of_records_built_by_the_kit():
     built = make_samples("mllmcl_dcl", FIN, "train", 0, 6, 0, 32)
     records = [record for record, _ in built]
@@ -86,6 +101,7 @@ def test_sample_index_reads_back_sample_id_and_names_a_foreign_id():
 def test_only_math_digits_and_chart_trend_tasks_have_a_worked_form():
     check_worked(FIN)
     check_worked(MATH)
+    check_worked(GROUNDING)
     sci = {t.name: t for t in load_suite("mllmcl_dcl").tasks}["Sci"]
     with pytest.raises(ConfigError, match="no worked reply.*--answer-form value_letter"):
         check_worked(sci)
@@ -119,11 +135,26 @@ def test_worked_agreement_matches_hand_counts_for_yes_no_and_letter_charts():
         worked_agreement([""], [], [yesno])
 
 
+def test_worked_agreement_matches_hand_counts_for_grounding():
+    target = _sample({"expr": "the red car", "target": {}}, "[0.10, 0.65, 0.30, 0.90]")
+    replies = ["bottom left [0.10, 0.65, 0.30, 0.90]",    # read right, box in the named cell
+               "bottom left [0.40, 0.65, 0.60, 0.90]",    # read right, box in another cell
+               "top right [0.70, 0.05, 0.95, 0.30]",      # misread, but the box follows what it named
+               "[0.10, 0.65, 0.30, 0.90]",                # no cell named
+               "bottom left"]                             # read right, but no box
+    result = worked_agreement([""] * 5, replies, [target] * 5)
+    assert result == dict(zip(AGREEMENT_COLUMNS, (60.0, 40.0)))
+
+
 def test_final_answer_scores_the_last_step_with_the_inner_scorer():
     result = score("final_answer", ["down up no", "up B", "yes", ""], ["no", "B", "no", "no"],
                    scorer="exact_match_nospace")
     assert result.per_sample == [1.0, 1.0, 0.0, 0.0] and result.failed_indices == [3]
     result = score("final_answer", ["3+4=7", "3+4=8", "12"], ["7", "7", "12"], scorer="numeric", after="=")
     assert result.per_sample == [1.0, 0.0, 1.0]
+    result = score("final_answer", ["top left [0.1, 0.1, 0.3, 0.3]", "top left [0.5, 0.5, 0.9, 0.9]",
+                                    "[0.1, 0.1, 0.3, 0.3]", "top left"],
+                   [[0.1, 0.1, 0.3, 0.3]] * 4, scorer="iou", after="[")
+    assert result.per_sample == [1.0, 0.0, 1.0, 0.0] and result.failed_indices == [3]
     with pytest.raises(ConfigError, match="corpus-level"):
         score("final_answer", ["a cat"], [["a cat"]], scorer="cider")

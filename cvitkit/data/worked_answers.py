@@ -2,8 +2,9 @@
 
 Some synthetic tasks ask for an answer two steps away from the picture: ACL Math shows ``3+4=?`` and
 wants ``7`` (read the digits, then add); DCL Fin shows a candlestick chart and asks "Does the stock price
-go down?" (see the trend, then compare it with the asked direction). A letter-only or number-only
-training reply supervises neither step on its own. A *worked* reply spells the steps out, so that each
+go down?" (see the trend, then compare it with the asked direction); CoIN Grounding wants the box of
+"the red car" (find it, then write its corners). A letter-only, number-only or box-only training reply
+supervises neither step on its own. A *worked* reply spells the steps out, so that each
 is trained directly and can be checked apart (:func:`worked_agreement`):
 
 =============================  ===========================  ===========================================
@@ -12,6 +13,8 @@ family (questions)             plain reply                  worked reply
 ``math`` (digits)              ``7``                        ``3+4=7``: the expression read, its result
 ``chart`` (trend, yes/no)      ``no``                       ``down up no``: asked, seen, the comparison
 ``chart`` (trend, letter)      ``B``                        ``up B``: the option's value, its letter
+``ground`` (referring boxes)   ``[0.1, 0.6, 0.3, 0.9]``     ``bottom left [0.1, 0.6, 0.3, 0.9]``: the
+                                                            third of the picture the object is in, its box
 =============================  ===========================  ===========================================
 
 The worked form needs what the picture shows, which a record does not carry: each training record is
@@ -27,9 +30,24 @@ from collections.abc import Sequence
 
 from cvitkit.data.option_answers import AGREEMENT_COLUMNS, options_of, split_reply, value_first
 from cvitkit.errors import ConfigError, DataError
+from cvitkit.eval.text_norm import parse_box
 
-#: Families with a worked reply, and the separator before each one's final answer.
-WORKED_FAMILIES = {"math": "=", "chart": " "}
+#: Families with a worked reply, and the separator before each one's final answer (a box keeps its ``[``).
+WORKED_FAMILIES = {"math": "=", "chart": " ", "ground": "["}
+
+#: The thirds of the picture a worked grounding reply names, top to bottom and left to right.
+ROWS, COLUMNS = ("top", "middle", "bottom"), ("left", "centre", "right")
+
+
+def box_cell(box) -> str:
+    """The third of the picture holding the centre of ``box`` (normalised ``x1, y1, x2, y2``): ``top left``,
+    ``middle centre``, ... Objects of the synthetic scenes sit one per cell of a 3x3 grid, so the cell
+    is the coarse *where* and the box the fine one."""
+    def third(v: float) -> int:
+        return min(2, max(0, int(v * 3)))
+
+    x1, y1, x2, y2 = box
+    return f"{ROWS[third((y1 + y2) / 2)]} {COLUMNS[third((x1 + x2) / 2)]}"
 
 
 def check_worked(task) -> None:
@@ -39,12 +57,12 @@ def check_worked(task) -> None:
     opts = check_options(task.family, task.generator_options("train"))
     ok = (task.family == "math" and opts.get("mode") == "digits") or (
         task.family == "chart" and list(opts.get("questions", [])) == ["trend"]
-        and opts.get("answer_format") in ("yesno", "letter", "mixed"))
+        and opts.get("answer_format") in ("yesno", "letter", "mixed")) or task.family == "ground"
     if not ok:
         hint = (" Multiple-choice tasks have theirs: --answer-form value_letter." if task.family == "mcq" else "")
         raise ConfigError(f"task {task.name} ({task.family}, generator {task.generator}) has no worked reply; worked "
-                          "replies exist for math with mode digits and for chart trend questions answered "
-                          f"yes/no or by letter.{hint}")
+                          "replies exist for math with mode digits, for chart trend questions answered "
+                          f"yes/no or by letter, and for grounding.{hint}")
 
 
 def worked_reply(sample, record: dict) -> str:
@@ -56,8 +74,10 @@ def worked_reply(sample, record: dict) -> str:
         return f"{t['asked']} {t['trend']} {sample.answer}"
     if t.get("format") == "letter":
         return value_first(record)["conversations"][1]["value"]
+    if "expr" in t:
+        return f"{box_cell(parse_box(sample.answer))} {sample.answer}"
     raise DataError(f"record {record.get('id', '?')!r}: its sample has no worked reply (truth {sorted(t)}). "
-                    "Fix: use worked replies on math (digits) and chart trend tasks only.")
+                    "Fix: use worked replies on math (digits), chart trend and grounding tasks only.")
 
 
 def worked_records(records: Sequence[dict], samples: Sequence) -> list[dict]:
@@ -95,6 +115,9 @@ def _reads(reply: str, sample, prompt: str) -> tuple[bool, bool]:
             return False, False
         asked, seen, answer = words
         return (asked, seen) == (t["asked"], t["trend"]), answer == ("yes" if asked == seen else "no")
+    if "expr" in t:
+        named, box = " ".join(reply.partition("[")[0].split()), parse_box(reply)
+        return named == box_cell(parse_box(sample.answer)), box is not None and named == box_cell(box)
     options = options_of(prompt)
     value, letter = split_reply(reply)
     return value == t["trend"], letter is not None and options.get(letter) == value
@@ -104,9 +127,10 @@ def worked_agreement(prompts: Sequence[str], replies: Sequence[str], samples: Se
     """Percent of worked replies whose reading is right, and whose answer follows their own reading.
 
     *Reading right*: the steps before the answer match the picture (math: the expression; yes/no: the
-    asked direction and the trend; letter: the option's value). *Answer follows its reading*: the answer
-    is what the reply's own steps give, right or wrong (the result of the written expression; ``yes``
-    iff the written directions agree; the letter of the option equal to the written value). A model that
+    asked direction and the trend; letter: the option's value; grounding: the third of the picture).
+    *Answer follows its reading*: the answer is what the reply's own steps give, right or wrong (the
+    result of the written expression; ``yes`` iff the written directions agree; the letter of the option
+    equal to the written value; a box centred in the named third). A model that
     reads well but cannot take the last step scores high on the first and low on the second.
     """
     if not (len(prompts) == len(replies) == len(samples)) or not prompts:

@@ -229,15 +229,18 @@ def final_answer(prediction: str, reference: Any, *, scorer: str = "exact_match"
     """Score only the last step of a worked reply (``down up no``, ``3+4=7``) with the per-sample ``scorer``.
 
     Worked replies (:mod:`cvitkit.data.worked_answers`) write what they read from the picture before the
-    answer; the answer is what follows the last ``after`` (``" "``: the last word; ``"="``: the result).
-    A reply without ``after`` is scored whole. A corpus-level inner scorer raises :class:`ConfigError`.
+    answer; the answer is what follows the last ``after`` (``" "``: the last word; ``"="``: the result)
+    or, for an opening bracket (``"["``: a box), starts at it. A reply without ``after`` is scored whole.
+    A corpus-level inner scorer raises :class:`ConfigError`.
     """
     inner = get_scorer(scorer)
     if inner.corpus_level:
         raise ConfigError(f"final_answer scores one reply at a time; {scorer!r} is corpus-level. "
                           "Fix: pick a per-sample scorer (exact_match, numeric, option_letter, ...).")
-    tail = prediction.split() if after == " " else prediction.rsplit(after, 1)
-    tail = tail[-1].strip() if tail else ""
+    parts = prediction.split() if after == " " else prediction.rsplit(after, 1)
+    tail = parts[-1].strip() if parts else ""
+    if after in ("[", "(") and len(parts) == 2:
+        tail = after + tail   # the bracket belongs to the answer
     if not tail:
         return None
     return inner.fn(tail, reference)
