@@ -41,8 +41,9 @@ ROWS, COLUMNS = ("top", "middle", "bottom"), ("left", "centre", "right")
 
 def box_cell(box) -> str:
     """The third of the picture holding the centre of ``box`` (normalised ``x1, y1, x2, y2``): ``top left``,
-    ``middle centre``, ... Objects of the synthetic scenes sit one per cell of a 3x3 grid, so the cell
-    is the coarse *where* and the box the fine one."""
+    ``middle centre``, ... In the default scene layout (a 3x3 grid, one object per cell, e.g. CoIN
+    Grounding's) the thirds are the grid's cells, so the cell is the coarse *where* and the box the fine
+    one; in other layouts the third is still well defined, only coarser or finer than a cell."""
     def third(v: float) -> int:
         return min(2, max(0, int(v * 3)))
 
