@@ -106,6 +106,7 @@ def probe_task(profile: Profile, suite_data, task: str, epochs: float, method: s
     picture shows before the answer, the answer is scored by the task's own scorer (``final_answer``), and
     the result adds :func:`~cvitkit.data.worked_answers.worked_agreement`."""
     from cvitkit.data import corpus
+    from cvitkit.eval.chance import training_answers
     from cvitkit.eval.evaluate import default_max_new_tokens
     from cvitkit.methods.base import build_method
     from cvitkit.runner import (SETUP_SEED_INDEX, _start_or_resume, experiences_for, load_base, method_preset,
@@ -123,7 +124,7 @@ def probe_task(profile: Profile, suite_data, task: str, epochs: float, method: s
     if answer_form != "letter":
         # the default budget is sized for the test references (the longest + 4); the steps come first
         tokens = max(profile.train.max_new_tokens, STEPS_FIRST_TOKENS,
-                     default_max_new_tokens(processor.tokenizer, _replies(suite_data.train[task])))
+                     default_max_new_tokens(processor.tokenizer, training_answers(suite_data.train[task])))
         profile = replace(profile, train=replace(profile.train, max_new_tokens=tokens))
     method_obj = build_method(method, method_preset(profile), {"epochs": epochs}, suite=suite,
                               seed=profile.train.seed)
@@ -151,10 +152,6 @@ def probe_task(profile: Profile, suite_data, task: str, epochs: float, method: s
 #: Least generation budget of value-first and worked replies (``circle B``, ``down up no``, ``3+4=12``);
 #: longer ones (a grounding reply's box) get their longest training reply + 4.
 STEPS_FIRST_TOKENS = 12
-
-
-def _replies(records: list[dict]) -> list[str]:
-    return [r["conversations"][-1]["value"] for r in records]
 
 
 def _value_first(suite_data, spec):
