@@ -19,9 +19,12 @@ replies that write what they read before the answer (``--answer-form worked``, s
 :mod:`cvitkit.data.worked_answers`: ``3+4=7``, ``down up no``, ``top left [0.1, 0.1, 0.3, 0.3]``; only
 the final answer is scored, by the task's own scorer). Both add two
 columns that tell the reading step from the last one: *reading right* and *answer follows its reading*.
+``--seed`` repeats a probe with another training seed (the adapter's initialisation and the order of the
+training batches; the base model and the data are unchanged), so that a result at the margin can be
+told from a lucky draw; the *what it takes* table averages a setting over its seeds.
 
 Each (task, epochs) probe is an ordinary resumable run folder under
-``<work>/<profile>/probes/<suite>/<preset>[__position<w>]/<task>__<method>__e<epochs>[__n<samples>][__<answer form>]``
+``<work>/<profile>/probes/<suite>/<preset>[__position<w>]/<task>__<method>__e<epochs>[__n<samples>][__<answer form>][__seed<s>]``
 (predictions included), so an interrupted probe continues where it stopped and a finished one is read back instead
 of retrained. The table goes to ``results/<profile>/tables/<suite>_probe.{csv,md}``, and the suite's
 *what it takes* table (:mod:`cvitkit.report.what_it_takes`: every setting tried per task, in sequence
@@ -33,6 +36,7 @@ and alone, and which ones learned it) is rewritten beside it when the learnabili
     python -m cvitkit.probe --profile mini --suite coin --tasks Grounding --epochs 3 --vision-position-weight 1
     python -m cvitkit.probe --profile mini --suite coin --tasks ScienceQA --epochs 3 --answer-form value_letter
     python -m cvitkit.probe --profile mini --suite mllmcl_dcl --tasks Fin --epochs 30 --answer-form worked
+    python -m cvitkit.probe --profile mini --suite mllmcl_dcl --tasks Fin --epochs 30 --answer-form worked --seed 1
 """
 
 from __future__ import annotations
@@ -74,9 +78,11 @@ def with_position_term(profile: Profile, weight: float) -> Profile:
 
 
 def _probe_dir(profile: Profile, suite: str, task: str, method: str, epochs: float, train_per_task: int | None,
-               answer_form: str = "letter"):
+               answer_form: str = "letter", seed: int | None = None):
+    """The probe's run folder; ``seed`` is a training seed other than the profile's (its own folder)."""
     name = f"{task}__{method}__e{epochs:g}" + (f"__n{train_per_task}" if train_per_task else "")
     name += "" if answer_form == "letter" else f"__{answer_form}"
+    name += "" if seed is None else f"__seed{seed}"
     weight = profile.base.vision_position_weight
     model = profile.model.preset + (f"__position{weight:g}" if weight else "")
     return work_dir(profile.name) / "probes" / suite / model / name
@@ -97,8 +103,12 @@ def _probe_data(profile: Profile, spec, train_per_task: int | None):
 
 
 def probe_task(profile: Profile, suite_data, task: str, epochs: float, method: str = "lora_ft",
-               log=print, train_per_task: int | None = None, answer_form: str = "letter") -> dict:
+               log=print, train_per_task: int | None = None, answer_form: str = "letter",
+               seed: int | None = None) -> dict:
     """Train ``method`` on ``task`` alone for ``epochs`` from the base model; its test score and cost.
+
+    ``seed`` replaces the profile's training seed (``train.seed``: the adapter's initialisation and the
+    batches' order), in a run folder of its own; the base model and the data do not depend on it.
 
     With ``answer_form="value_letter"`` the training replies name the option's value before its letter,
     the reply's letter is scored (``option_letter``), and the result adds the two parts of
@@ -115,6 +125,10 @@ def probe_task(profile: Profile, suite_data, task: str, epochs: float, method: s
 
     suite = suite_data.suite
     spec = {t.name: t for t in suite.tasks}[task]
+    if seed == profile.train.seed:
+        seed = None  # the profile's own seed: the folder of a probe made without one
+    if seed is not None:
+        profile = replace(profile, train=replace(profile.train, seed=seed))
     test_samples = None
     if answer_form == "value_letter":
         suite_data, spec = _value_first(suite_data, spec)
@@ -128,7 +142,7 @@ def probe_task(profile: Profile, suite_data, task: str, epochs: float, method: s
         profile = replace(profile, train=replace(profile.train, max_new_tokens=tokens))
     method_obj = build_method(method, method_preset(profile), {"epochs": epochs}, suite=suite,
                               seed=profile.train.seed)
-    run_dir = _probe_dir(profile, suite.name, task, method, epochs, train_per_task, answer_form)
+    run_dir = _probe_dir(profile, suite.name, task, method, epochs, train_per_task, answer_form, seed)
     if train_per_task:
         profile = replace(profile, data=replace(profile.data, train_per_task=train_per_task))
     # letter probes keep their config (and so their saved folders); other forms say so in theirs
@@ -197,18 +211,20 @@ def _agreement(predictions_file, test_records: list[dict], test_samples: dict | 
 
 def probe_suite(profile: str | Profile, suite: str, tasks: list[str] | None = None,
                 epochs: list[float] = (1.0,), method: str = "lora_ft", log=print,
-                train_per_task: int | None = None, answer_form: str = "letter") -> pd.DataFrame:
+                train_per_task: int | None = None, answer_form: str = "letter",
+                seed: int | None = None) -> pd.DataFrame:
     """Probe every task of ``tasks`` (default: all of ``suite``) at every value of ``epochs``.
 
     ``train_per_task`` trains on a larger (or smaller) synthetic training set than the profile's;
     ``answer_form="value_letter"`` trains multiple-choice tasks to reply ``<value> <letter>``, and
-    ``"worked"`` math, chart-trend and grounding tasks to write what they read first (see :func:`probe_task`).
-    Returns one row per (task, epochs): training samples, answer form, chance, best constant answer,
+    ``"worked"`` math, chart-trend and grounding tasks to write what they read first (see :func:`probe_task`);
+    ``seed`` trains with another training seed than the profile's.
+    Returns one row per (task, epochs): training samples, answer form, training seed, chance, best constant answer,
     question prior, score, score - bar (the higher of the last two, as in :mod:`cvitkit.report.learnability`),
     optimizer steps and training seconds (as recorded when the probe trained), the reading columns where
     they apply, and merges it into
-    ``results/<profile>/tables/<suite>_probe.{csv,md}`` (rows of other tasks, epochs, sizes, methods or
-    answer forms are kept).
+    ``results/<profile>/tables/<suite>_probe.{csv,md}`` (rows of other tasks, epochs, sizes, methods,
+    answer forms or seeds are kept).
     """
     from cvitkit.data import load_suite
     from cvitkit.eval.chance import image_free_references
@@ -228,6 +244,9 @@ def probe_suite(profile: str | Profile, suite: str, tasks: list[str] | None = No
         raise ConfigError(f"train_per_task must be a positive number of samples, got {train_per_task}.")
     if answer_form not in ANSWER_FORMS:
         raise ConfigError(f"unknown answer form {answer_form!r}; expected one of {ANSWER_FORMS}.")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        raise ConfigError(f"the training seed must be a whole number of 0 or more, got {seed!r}.")
+    profile_seed = profile.train.seed
     suite_data = _probe_data(profile, spec, train_per_task)
     specs = {t.name: t for t in suite_data.suite.tasks}
     rows = []
@@ -236,10 +255,10 @@ def probe_suite(profile: str | Profile, suite: str, tasks: list[str] | None = No
         for n in epochs:
             log(f"[probe] {suite}/{task}: {method}, {n:g} epoch(s)")
             result = probe_task(profile, suite_data, task, n, method, log=log, train_per_task=train_per_task,
-                                answer_form=answer_form)
+                                answer_form=answer_form, seed=seed)
             rows.append({"task": task, "scorer": specs[task].scorer, "model": model_label(profile),
                          "method": method, "epochs": n, "train samples": len(suite_data.train[task]),
-                         "answer form": answer_form,
+                         "answer form": answer_form, "seed": profile_seed if seed is None else seed,
                          **{k: round(ref[k], 1) for k in ("chance", "best constant", "question prior")},
                          "score": round(result["score"], 1), "score - bar": round(result["score"] - ref["bar"], 1),
                          "steps": result["steps"], "train seconds": result["train_seconds"],
@@ -248,13 +267,13 @@ def probe_suite(profile: str | Profile, suite: str, tasks: list[str] | None = No
                          **{k: round(result[k], 1) if k in result else None for k in AGREEMENT_COLUMNS}})
     table = pd.DataFrame(rows)
     path = profile.results_dir / "tables" / f"{suite}_probe.csv"
-    _merge_into(path, table, task_order=known)
+    _merge_into(path, table, task_order=known, profile_seed=profile_seed)
     # each call's provenance, appended: rows of one table may come from several calls
     sidecar = path.with_suffix(".json")
     calls = json.loads(sidecar.read_text())["calls"] if sidecar.exists() else []
     calls.append(provenance(profile=profile.name, suite=suite, model=model_label(profile), method=method,
                             tasks=list(tasks or known), epochs=list(epochs), train_per_task=train_per_task,
-                            answer_form=answer_form))
+                            answer_form=answer_form, seed=profile_seed if seed is None else seed))
     atomic_write_json(sidecar, {"calls": calls})
     from cvitkit.report.what_it_takes import write_what_it_takes
 
@@ -262,17 +281,18 @@ def probe_suite(profile: str | Profile, suite: str, tasks: list[str] | None = No
     return table
 
 
-def _merge_into(path, table: pd.DataFrame, task_order: list[str]) -> None:
+def _merge_into(path, table: pd.DataFrame, task_order: list[str], profile_seed: int) -> None:
     """Add ``table``'s probe rows to the CSV at ``path``, ordered by the suite's task order."""
     def order(merged: pd.DataFrame) -> pd.DataFrame:
         rank = merged["task"].map({t: i for i, t in enumerate(task_order)})
         return (merged.assign(_order=rank).sort_values(["_order", "model", "method", "answer form", "train samples",
-                                                        "epochs"])
+                                                        "epochs", "seed"])
                 .drop(columns="_order"))
 
-    # rows written before answer forms were a choice all trained on the tasks' own replies
-    merge_table(path, table, ["task", "model", "method", "epochs", "train samples", "answer form"], order,
-                defaults={"answer form": "letter"})
+    # rows written before answer forms and seeds were a choice trained on the tasks' own replies with the
+    # profile's seed
+    merge_table(path, table, ["task", "model", "method", "epochs", "train samples", "answer form", "seed"], order,
+                defaults={"answer form": "letter", "seed": profile_seed})
 
 
 def merge_table(path, table: pd.DataFrame, key: list[str], order, defaults: dict | None = None) -> pd.DataFrame:
@@ -325,6 +345,9 @@ def main(argv: list[str] | None = None) -> int:
                              "multiple-choice questions (value_letter, cvitkit/data/option_answers.py) or on "
                              "worked replies to math, chart-trend and grounding questions (worked, "
                              "cvitkit/data/worked_answers.py)")
+    parser.add_argument("--seed", type=int,
+                        help="training seed (the adapter's initialisation and the batches' order; default: the "
+                             "profile's): repeats a probe in a folder and table row of its own")
     parser.add_argument("--data-root", help="real benchmark files (full profile)")
     args = parser.parse_args(argv)
     try:
@@ -334,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.vision_position_weight is not None:
             profile = with_position_term(profile, args.vision_position_weight)
         table = probe_suite(profile, args.suite, args.tasks, args.epochs, args.method,
-                            train_per_task=args.train_per_task, answer_form=args.answer_form)
+                            train_per_task=args.train_per_task, answer_form=args.answer_form, seed=args.seed)
     except CvitkitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -155,3 +155,27 @@ def test_worked_answers_need_a_math_chart_trend_or_grounding_task(micro_smoke_pr
     with pytest.raises(ConfigError, match="no worked reply.*value_letter"):
         probe_suite(micro_smoke_profile(batch_size=2), SUITE, ["Sci"], [1.0], log=lambda *_: None,
                     answer_form="worked")
+
+
+def test_another_training_seed_is_a_probe_of_its_own_and_the_profiles_seed_is_the_default(micro_smoke_profile):
+    profile = micro_smoke_profile(batch_size=2)
+    first = probe_suite(profile, SUITE, ["Med"], [1.0], log=lambda *_: None)
+    probe_suite(profile, SUITE, ["Med"], [1.0], log=lambda *_: None, seed=3)
+    # the profile's own seed, named, is the probe made without one: read back, not retrained
+    same = probe_suite(profile, SUITE, ["Med"], [1.0], log=lambda *_: None, seed=profile.train.seed)
+    assert same.iloc[0]["train seconds"] == first.iloc[0]["train seconds"]
+
+    probes = work_dir(profile.name) / "probes" / SUITE / "micro"
+    assert sorted(p.name for p in probes.iterdir()) == ["Med__lora_ft__e1", "Med__lora_ft__e1__seed3"]
+    config = json.loads((probes / "Med__lora_ft__e1__seed3" / "config.json").read_text())
+    assert config["train"]["seed"] == 3
+    saved = pd.read_csv(profile.results_dir / "tables" / f"{SUITE}_probe.csv")
+    assert list(saved["seed"]) == [profile.train.seed, 3]
+    calls = json.loads((profile.results_dir / "tables" / f"{SUITE}_probe.json").read_text())["calls"]
+    assert [c["seed"] for c in calls] == [profile.train.seed, 3, profile.train.seed]
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, True])
+def test_probe_rejects_a_seed_that_is_not_a_whole_number(micro_smoke_profile, seed):
+    with pytest.raises(ConfigError, match="training seed must be a whole number"):
+        probe_suite(micro_smoke_profile(), SUITE, ["Med"], [1.0], log=lambda *_: None, seed=seed)

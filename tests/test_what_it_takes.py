@@ -70,3 +70,15 @@ def test_probes_of_other_answer_forms_are_settings_of_their_own(form, label):
     probes = _probes().iloc[[0]].assign(**{"answer form": form})
     table = what_it_takes(_learnability(), probes, margin=-100.0, default_samples=1000)
     assert f"alone, tiny-3m, 1 epoch, 4,000 samples, {label}" in table.loc["AD", "learned by"].split("; ")
+
+
+def test_a_setting_repeated_with_other_seeds_counts_once_at_its_mean():
+    # seed 0 alone would count as learned (10 above the bar); with seed 1 the setting's mean is 7 above it
+    repeat = _probes().iloc[[1]].assign(score=41.0, **{"score - bar": 4.0})
+    probes = pd.concat([_probes(), repeat], ignore_index=True)
+    table = what_it_takes(_learnability(), probes, margin=10.0, default_samples=1000)
+    ad = table.loc["AD"]
+    assert ad["settings tried"] == 4                                    # 2 in sequence + 2 probe settings
+    assert ad["learned by"] == "none"
+    assert ad["best setting"] == "alone, tiny-3m, 10 epochs (mean of 2 seeds: 47, 41)"
+    assert (ad["best score"], ad["best - bar"]) == (44.0, 7.0)

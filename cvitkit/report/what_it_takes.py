@@ -1,4 +1,4 @@
-"""What it takes to learn each task: every setting tried, in one row per task.
+r"""What it takes to learn each task: every setting tried, in one row per task.
 
 The learnability table (:mod:`cvitkit.report.learnability`) scores each task inside the continual
 runs; the probe tables (:mod:`cvitkit.probe`) score it trained alone with more steps, more data or a
@@ -12,6 +12,10 @@ answers it per task by collecting every measured setting:
   value-first replies (``circle B``, :mod:`cvitkit.data.option_answers`) and worked replies (``3+4=7``,
   ``down up no``, :mod:`cvitkit.data.worked_answers`) are scored on their final answer against the
   same bar as the task's own replies.
+
+A probe repeated with other training seeds (``--seed``) is one setting whose score is the mean over its
+seeds, :math:`\bar s = \frac{1}{K}\sum_k s_k`, and whose label lists them (``mean of 2 seeds: 45, 38``):
+the best of several seeds would be a lucky draw, not what the setting gives.
 
 A setting *learns* the task when its score is at least ``margin`` points above its bar (the bar is the
 higher of the best constant answer and the question prior). Columns: the bar, the number of settings
@@ -52,6 +56,20 @@ def _probe_label(row: pd.Series, default_samples: int | None) -> str:
     return label
 
 
+def _probe_settings(probes: pd.DataFrame, default_samples: int | None) -> list[tuple[str, float, float]]:
+    """``(label, score, score - bar)`` per probe setting, the rows of one setting (its seeds) averaged."""
+    grouped: dict[str, list[tuple[float, float]]] = {}
+    for _, probe in probes.iterrows():
+        grouped.setdefault(_probe_label(probe, default_samples), []).append(
+            (float(probe["score"]), float(probe["score - bar"])))
+    settings = []
+    for label, runs in grouped.items():
+        if len(runs) > 1:
+            label += f" (mean of {len(runs)} seeds: {', '.join(f'{score:g}' for score, _ in runs)})"
+        settings.append((label, sum(s for s, _ in runs) / len(runs), sum(a for _, a in runs) / len(runs)))
+    return settings
+
+
 def what_it_takes(learnability: pd.DataFrame, probes: pd.DataFrame | None = None,
                   margin: float = LEARNED_MARGIN, default_samples: int | None = None) -> pd.DataFrame:
     """One row per task of ``learnability`` (indexed by task, as written by ``03_evaluate``).
@@ -63,9 +81,7 @@ def what_it_takes(learnability: pd.DataFrame, probes: pd.DataFrame | None = None
         bar = float(bars[task])
         settings = _sequence_settings(row, bar)
         if probes is not None and len(probes):
-            for _, probe in probes[probes["task"] == task].iterrows():
-                settings.append((_probe_label(probe, default_samples), float(probe["score"]),
-                                 float(probe["score - bar"])))
+            settings += _probe_settings(probes[probes["task"] == task], default_samples)
         best = max(settings, key=lambda s: s[2]) if settings else None
         learned = [label for label, _, above in settings if above >= margin]
         rows.append({"task": task, "scorer": row["scorer"], "bar": round(bar, 1), "settings tried": len(settings),
