@@ -17,7 +17,9 @@ replies that name the option's value before its letter (``--answer-form value_le
 ``option_letter`` rule parses from the reply) and, for math, chart-trend and grounding tasks, worked
 replies that write what they read before the answer (``--answer-form worked``, see
 :mod:`cvitkit.data.worked_answers`: ``3+4=7``, ``down up no``, ``top left [0.1, 0.1, 0.3, 0.3]``; only
-the final answer is scored, by the task's own scorer). Both add two
+the final answer is scored, by the task's own scorer), and, for grounding, scene-first replies that
+list every object with its cell before looking the named one up (``--answer-form scene``, see
+:mod:`cvitkit.data.scene_answers`). All three add two
 columns that tell the reading step from the last one: *reading right* and *answer follows its reading*.
 ``--seed`` repeats a probe with another training seed (the adapter's initialisation and the order of the
 training batches; the base model and the data are unchanged), so that a result at the margin can be
@@ -49,14 +51,16 @@ from dataclasses import replace
 import pandas as pd
 
 from cvitkit.data.option_answers import AGREEMENT_COLUMNS, value_first, value_letter_agreement
+from cvitkit.data.scene_answers import scene_agreement, scene_reply
 from cvitkit.data.worked_answers import WORKED_FAMILIES, check_worked, worked_agreement, worked_records
 from cvitkit.errors import ConfigError, CvitkitError
 from cvitkit.profiles import Profile, available_profiles, load_profile
 from cvitkit.provenance import atomic_write_json, provenance, work_dir
 
 #: Forms of the training replies: the task's own, value-first (multiple choice), worked (math, chart trend,
+#: grounding), scene-first (grounding).
 #: grounding).
-ANSWER_FORMS = ("letter", "value_letter", "worked")
+ANSWER_FORMS = ("letter", "value_letter", "worked", "scene")
 
 
 def model_label(profile: Profile) -> str:
@@ -114,7 +118,9 @@ def probe_task(profile: Profile, suite_data, task: str, epochs: float, method: s
     the reply's letter is scored (``option_letter``), and the result adds the two parts of
     :func:`~cvitkit.data.option_answers.value_letter_agreement`. With ``"worked"`` they write what the
     picture shows before the answer, the answer is scored by the task's own scorer (``final_answer``), and
-    the result adds :func:`~cvitkit.data.worked_answers.worked_agreement`."""
+    the result adds :func:`~cvitkit.data.worked_answers.worked_agreement`. With ``"scene"`` (grounding)
+    they list the scene before the answer, which is scored likewise, and the result adds
+    :func:`~cvitkit.data.scene_answers.scene_agreement`."""
     from cvitkit.data import corpus
     from cvitkit.eval.chance import training_answers
     from cvitkit.eval.evaluate import default_max_new_tokens
@@ -132,8 +138,8 @@ def probe_task(profile: Profile, suite_data, task: str, epochs: float, method: s
     test_samples = None
     if answer_form == "value_letter":
         suite_data, spec = _value_first(suite_data, spec)
-    elif answer_form == "worked":
-        suite_data, spec, test_samples = _worked(profile, suite_data, spec)
+    elif answer_form in ("worked", "scene"):
+        suite_data, spec, test_samples = _worked(profile, suite_data, spec, answer_form)
     model, processor = load_base(profile, corpus=corpus())
     if answer_form != "letter":
         # the default budget is sized for the test references (the longest + 4); the steps come first
@@ -159,7 +165,7 @@ def probe_task(profile: Profile, suite_data, task: str, epochs: float, method: s
               "train_seconds": round(stage.log.get("train_seconds", float("nan")), 1)}
     if answer_form != "letter":
         result.update(_agreement(trainer.stage_dir(0) / "predictions" / f"{task}.jsonl", suite_data.test[task],
-                                 test_samples))
+                                 test_samples, answer_form))
     return result
 
 
@@ -175,14 +181,18 @@ def _value_first(suite_data, spec):
     return replace(suite_data, train=train), replace(spec, scorer="option_letter", scorer_params={})
 
 
-def _worked(profile: Profile, suite_data, spec):
-    """``suite_data`` with ``spec``'s training replies worked, ``spec`` scored on the final answer, and the
-    test samples drawn again from their seeds (for :func:`worked_agreement`), by question id."""
+def _worked(profile: Profile, suite_data, spec, form: str = "worked"):
+    """``suite_data`` with ``spec``'s training replies worked (or scene-first: ``form="scene"``), ``spec``
+    scored on the final answer, and the test samples drawn again from their seeds (for the reading
+    columns), by question id."""
     from cvitkit.data.build import draw_sample, sample_index
 
     check_worked(spec)
+    if form == "scene" and spec.family != "ground":
+        raise ConfigError(f"task {spec.name} ({spec.family}) has no scene-first reply: it lists the objects of a "
+                          "grounding picture. Fix: use --answer-form scene on grounding tasks (e.g. CoIN Grounding).")
     if profile.data_root:
-        raise ConfigError("worked replies draw each sample again from its seed to know what it shows; they "
+        raise ConfigError(f"{form} replies draw each sample again from its seed to know what it shows; they "
                           "need the kit's synthetic data, not --data-root.")
     data = profile.data
 
@@ -191,7 +201,7 @@ def _worked(profile: Profile, suite_data, spec):
                             data.instructions) for r in records]
 
     train = suite_data.train[spec.name]
-    worked = worked_records(train, drawn(train, "id"))
+    worked = worked_records(train, drawn(train, "id"), reply=scene_reply if form == "scene" else None)
     test = suite_data.test[spec.name]
     test_samples = dict(zip((r["question_id"] for r in test), drawn(test, "question_id")))
     scored = replace(spec, scorer="final_answer",
@@ -199,10 +209,12 @@ def _worked(profile: Profile, suite_data, spec):
     return replace(suite_data, train={**suite_data.train, spec.name: worked}), scored, test_samples
 
 
-def _agreement(predictions_file, test_records: list[dict], test_samples: dict | None) -> dict:
+def _agreement(predictions_file, test_records: list[dict], test_samples: dict | None, form: str) -> dict:
     rows = [json.loads(line) for line in predictions_file.read_text().splitlines() if line.strip()]
     prompts = {r["question_id"]: r["text"] for r in test_records}
     replies = [r["text"] for r in rows]
+    if form == "scene":
+        return scene_agreement(replies, [test_samples[r["question_id"]] for r in rows])
     if test_samples is not None:
         return worked_agreement([prompts[r["question_id"]] for r in rows], replies,
                                 [test_samples[r["question_id"]] for r in rows])
@@ -217,7 +229,8 @@ def probe_suite(profile: str | Profile, suite: str, tasks: list[str] | None = No
 
     ``train_per_task`` trains on a larger (or smaller) synthetic training set than the profile's;
     ``answer_form="value_letter"`` trains multiple-choice tasks to reply ``<value> <letter>``, and
-    ``"worked"`` math, chart-trend and grounding tasks to write what they read first (see :func:`probe_task`);
+    ``"worked"`` math, chart-trend and grounding tasks to write what they read first, and ``"scene"``
+    grounding tasks to list the scene first (see :func:`probe_task`);
     ``seed`` trains with another training seed than the profile's.
     Returns one row per (task, epochs): training samples, answer form, training seed, chance, best constant answer,
     question prior, score, score - bar (the higher of the last two, as in :mod:`cvitkit.report.learnability`),
@@ -344,7 +357,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="train on the task's own replies (letter), on '<value> <letter>' replies to "
                              "multiple-choice questions (value_letter, cvitkit/data/option_answers.py) or on "
                              "worked replies to math, chart-trend and grounding questions (worked, "
-                             "cvitkit/data/worked_answers.py)")
+                             "cvitkit/data/worked_answers.py) or on replies to grounding questions that list "
+                             "the scene first (scene, cvitkit/data/scene_answers.py)")
     parser.add_argument("--seed", type=int,
                         help="training seed (the adapter's initialisation and the batches' order; default: the "
                              "profile's): repeats a probe in a folder and table row of its own")

@@ -179,3 +179,30 @@ def test_another_training_seed_is_a_probe_of_its_own_and_the_profiles_seed_is_th
 def test_probe_rejects_a_seed_that_is_not_a_whole_number(micro_smoke_profile, seed):
     with pytest.raises(ConfigError, match="training seed must be a whole number"):
         probe_suite(micro_smoke_profile(), SUITE, ["Med"], [1.0], log=lambda *_: None, seed=seed)
+
+
+def test_scene_first_probe_lists_the_scene_and_scores_the_last_box(micro_smoke_profile):
+    from cvitkit.data import load_profile_suite_data, load_suite
+    from cvitkit.eval.scorers import score
+
+    profile = micro_smoke_profile(batch_size=2)
+    table = probe_suite(profile, "coin", ["Grounding"], [1.0], log=lambda *_: None, answer_form="scene")
+
+    row = table.iloc[0]
+    assert row["answer form"] == "scene" and row["scorer"] == "iou"
+    assert 0 <= row["reading right"] <= 100 and 0 <= row["answer follows its reading"] <= 100
+    folder = _probe_dir(profile, "coin", "Grounding", "lora_ft", 1.0, None, "scene")
+    config = json.loads((folder / "config.json").read_text())
+    # the budget fits the longest listed scene, far more than a box alone needs
+    assert config["answer_form"] == "scene" and config["train"]["max_new_tokens"] > 32
+    test = {r["question_id"]: r for r in load_profile_suite_data(profile, load_suite("coin")).test["Grounding"]}
+    for reply in (json.loads(line) for line in (folder / "stages" / "000" / "predictions" / "Grounding.jsonl").open()):
+        box = reply["text"][reply["text"].rfind("["):] if "[" in reply["text"] else ""
+        expected = score("iou", [box], [test[reply["question_id"]]["answer"]]).per_sample[0] if box else 0.0
+        assert reply["score"] == expected
+
+
+def test_scene_first_replies_need_a_grounding_task(micro_smoke_profile):
+    with pytest.raises(ConfigError, match="no scene-first reply.*Fix: use --answer-form scene on grounding"):
+        probe_suite(micro_smoke_profile(batch_size=2), SUITE, ["Fin"], [1.0], log=lambda *_: None,
+                    answer_form="scene")

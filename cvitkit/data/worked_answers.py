@@ -81,11 +81,13 @@ def worked_reply(sample, record: dict) -> str:
                     "Fix: use worked replies on math (digits), chart trend and grounding tasks only.")
 
 
-def worked_records(records: Sequence[dict], samples: Sequence) -> list[dict]:
-    """Copies of single-turn training ``records`` whose answer is the worked reply of its ``sample``.
+def worked_records(records: Sequence[dict], samples: Sequence, reply=None) -> list[dict]:
+    """Copies of single-turn training ``records`` whose answer is the worked reply of its ``sample``
+    (``reply(sample, record)``, :func:`worked_reply` by default; the scene-first form passes its own).
 
     A sample whose answer differs from its record's means the data on disk is not what the generator
     draws now (another seed or generator version): that raises :class:`DataError` naming the record."""
+    reply = reply or worked_reply
     out = []
     for record, sample in zip(records, samples, strict=True):
         turns = record.get("conversations") or []
@@ -96,7 +98,7 @@ def worked_records(records: Sequence[dict], samples: Sequence) -> list[dict]:
         if turns[1]["value"].strip() != sample.answer:
             raise DataError(f"{where}: the answer on disk ({turns[1]['value']!r}) is not the one its seed draws "
                             f"({sample.answer!r}). Fix: rebuild the data with the kit's current generator.")
-        out.append({**record, "conversations": [turns[0], {**turns[1], "value": worked_reply(sample, record)}]})
+        out.append({**record, "conversations": [turns[0], {**turns[1], "value": reply(sample, record)}]})
     return out
 
 

@@ -7,11 +7,12 @@ answers it per task by collecting every measured setting:
 
 * ``in sequence, 1 epoch`` and ``in sequence, 3 epochs``: LoRA-FT's :math:`R_{t,t}` in the ``lora_ft``
   and ``lora_ft__e3`` runs, against the learnability table's bar;
-* ``alone, <model>, <n> epochs[, <m> samples][, value-first | worked replies]``: each probe row, against
-  the bar of its own training set (a larger set has its own best constant and question prior);
-  value-first replies (``circle B``, :mod:`cvitkit.data.option_answers`) and worked replies (``3+4=7``,
-  ``down up no``, :mod:`cvitkit.data.worked_answers`) are scored on their final answer against the
-  same bar as the task's own replies.
+* ``alone, <model>, <n> epochs[, <m> samples][, value-first | worked | scene-first replies]``: each probe
+  row, against the bar of its own training set (a larger set has its own best constant and question
+  prior); value-first replies (``circle B``, :mod:`cvitkit.data.option_answers`), worked replies
+  (``3+4=7``, ``down up no``, :mod:`cvitkit.data.worked_answers`) and scene-first grounding replies
+  (:mod:`cvitkit.data.scene_answers`) are scored on their final answer against the same bar as the
+  task's own replies.
 
 A probe repeated with other training seeds (``--seed``) is one setting whose score is the mean over its
 seeds, :math:`\bar s = \frac{1}{K}\sum_k s_k`, and whose label lists them (``mean of 2 seeds: 45, 38``):
@@ -33,7 +34,8 @@ from cvitkit.report.learnability import LEARNED_MARGIN, table_bar
 from cvitkit.report.render import write_frame
 
 #: What each probe answer form adds to its setting's label.
-ANSWER_FORM_LABELS = {"value_letter": ", value-first replies", "worked": ", worked replies"}
+ANSWER_FORM_LABELS = {"value_letter": ", value-first replies", "worked": ", worked replies",
+                      "scene": ", scene-first replies"}
 
 
 def _sequence_settings(row: pd.Series, bar: float) -> list[tuple[str, float, float]]:
