@@ -17,8 +17,8 @@ replies that name the option's value before its letter (``--answer-form value_le
 ``option_letter`` rule parses from the reply) and, for math, chart-trend and grounding tasks, worked
 replies that write what they read before the answer (``--answer-form worked``, see
 :mod:`cvitkit.data.worked_answers`: ``3+4=7``, ``down up no``, ``top left [0.1, 0.1, 0.3, 0.3]``; only
-the final answer is scored, by the task's own scorer), and, for grounding, scene-first replies that
-list every object with its cell before looking the named one up (``--answer-form scene``, see
+the final answer is scored, by the task's own scorer), and, for grounding and GUI, scene-first replies
+that list every object with its cell before looking the named one up (``--answer-form scene``, see
 :mod:`cvitkit.data.scene_answers`). All three add two
 columns that tell the reading step from the last one: *reading right* and *answer follows its reading*.
 ``--seed`` repeats a probe with another training seed (the adapter's initialisation and the order of the
@@ -51,14 +51,14 @@ from dataclasses import replace
 import pandas as pd
 
 from cvitkit.data.option_answers import AGREEMENT_COLUMNS, value_first, value_letter_agreement
-from cvitkit.data.scene_answers import scene_agreement, scene_reply
+from cvitkit.data.scene_answers import SCENE_FAMILIES, scene_agreement, scene_reply
 from cvitkit.data.worked_answers import WORKED_FAMILIES, check_worked, worked_agreement, worked_records
 from cvitkit.errors import ConfigError, CvitkitError
 from cvitkit.profiles import Profile, available_profiles, load_profile
 from cvitkit.provenance import atomic_write_json, provenance, work_dir
 
 #: Forms of the training replies: the task's own, value-first (multiple choice), worked (math, chart trend,
-#: grounding), scene-first (grounding).
+#: grounding), scene-first (grounding, GUI).
 #: grounding).
 ANSWER_FORMS = ("letter", "value_letter", "worked", "scene")
 
@@ -118,7 +118,7 @@ def probe_task(profile: Profile, suite_data, task: str, epochs: float, method: s
     the reply's letter is scored (``option_letter``), and the result adds the two parts of
     :func:`~cvitkit.data.option_answers.value_letter_agreement`. With ``"worked"`` they write what the
     picture shows before the answer, the answer is scored by the task's own scorer (``final_answer``), and
-    the result adds :func:`~cvitkit.data.worked_answers.worked_agreement`. With ``"scene"`` (grounding)
+    the result adds :func:`~cvitkit.data.worked_answers.worked_agreement`. With ``"scene"`` (grounding, GUI)
     they list the scene before the answer, which is scored likewise, and the result adds
     :func:`~cvitkit.data.scene_answers.scene_agreement`."""
     from cvitkit.data import corpus
@@ -187,10 +187,12 @@ def _worked(profile: Profile, suite_data, spec, form: str = "worked"):
     columns), by question id."""
     from cvitkit.data.build import draw_sample, sample_index
 
-    check_worked(spec)
-    if form == "scene" and spec.family != "ground":
+    if form == "worked":
+        check_worked(spec)
+    elif spec.family not in SCENE_FAMILIES:
         raise ConfigError(f"task {spec.name} ({spec.family}) has no scene-first reply: it lists the objects of a "
-                          "grounding picture. Fix: use --answer-form scene on grounding tasks (e.g. CoIN Grounding).")
+                          "grounding picture or the buttons of a screen. Fix: use --answer-form scene on grounding "
+                          "and GUI tasks (e.g. CoIN Grounding, ACL GUI).")
     if profile.data_root:
         raise ConfigError(f"{form} replies draw each sample again from its seed to know what it shows; they "
                           "need the kit's synthetic data, not --data-root.")
@@ -205,7 +207,8 @@ def _worked(profile: Profile, suite_data, spec, form: str = "worked"):
     test = suite_data.test[spec.name]
     test_samples = dict(zip((r["question_id"] for r in test), drawn(test, "question_id")))
     scored = replace(spec, scorer="final_answer",
-                     scorer_params={"scorer": spec.scorer, "after": WORKED_FAMILIES[spec.family]})
+                     scorer_params={"scorer": spec.scorer,
+                                    "after": (SCENE_FAMILIES if form == "scene" else WORKED_FAMILIES)[spec.family]})
     return replace(suite_data, train={**suite_data.train, spec.name: worked}), scored, test_samples
 
 
@@ -230,7 +233,7 @@ def probe_suite(profile: str | Profile, suite: str, tasks: list[str] | None = No
     ``train_per_task`` trains on a larger (or smaller) synthetic training set than the profile's;
     ``answer_form="value_letter"`` trains multiple-choice tasks to reply ``<value> <letter>``, and
     ``"worked"`` math, chart-trend and grounding tasks to write what they read first, and ``"scene"``
-    grounding tasks to list the scene first (see :func:`probe_task`);
+    grounding and GUI tasks to list the scene first (see :func:`probe_task`);
     ``seed`` trains with another training seed than the profile's.
     Returns one row per (task, epochs): training samples, answer form, training seed, chance, best constant answer,
     question prior, score, score - bar (the higher of the last two, as in :mod:`cvitkit.report.learnability`),
@@ -357,8 +360,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="train on the task's own replies (letter), on '<value> <letter>' replies to "
                              "multiple-choice questions (value_letter, cvitkit/data/option_answers.py) or on "
                              "worked replies to math, chart-trend and grounding questions (worked, "
-                             "cvitkit/data/worked_answers.py) or on replies to grounding questions that list "
-                             "the scene first (scene, cvitkit/data/scene_answers.py)")
+                             "cvitkit/data/worked_answers.py) or on replies to grounding and GUI questions that "
+                             "list the scene first (scene, cvitkit/data/scene_answers.py)")
     parser.add_argument("--seed", type=int,
                         help="training seed (the adapter's initialisation and the batches' order; default: the "
                              "profile's): repeats a probe in a folder and table row of its own")

@@ -203,6 +203,6 @@ def test_scene_first_probe_lists_the_scene_and_scores_the_last_box(micro_smoke_p
 
 
 def test_scene_first_replies_need_a_grounding_task(micro_smoke_profile):
-    with pytest.raises(ConfigError, match="no scene-first reply.*Fix: use --answer-form scene on grounding"):
+    with pytest.raises(ConfigError, match="no scene-first reply.*Fix: use --answer-form scene on grounding and GUI"):
         probe_suite(micro_smoke_profile(batch_size=2), SUITE, ["Fin"], [1.0], log=lambda *_: None,
                     answer_form="scene")

@@ -71,7 +71,22 @@ def test_scene_replies_rewrite_grounding_records_and_refuse_other_samples():
     rewritten = worked_records([record], [s], reply=scene_reply)[0]
     assert rewritten["conversations"][1]["value"] == scene_reply(s) and record["conversations"][1]["value"] == s.answer
     math = generate("math", "diagram", {"mode": "digits", "ops": ["+"]}, random.Random(0), 32)
-    with pytest.raises(DataError, match="record 'm1'.*not a grounding one.*Fix"):
+    with pytest.raises(DataError, match="record 'm1'.*neither a grounding nor a GUI one.*Fix"):
         scene_reply(math, {"id": "m1"})
     with pytest.raises(ValueError, match="equally many"):
         scene_agreement(["x"], [])
+
+
+def test_a_gui_scene_names_each_button_by_its_label_and_ends_with_the_click():
+    for seed in range(20):
+        s = generate("gui", "gui", {}, random.Random(seed), 64)
+        reply = scene_reply(s)
+        labels = [o["label"] for o in s.truth["objects"]]
+        scene = read_scene(reply)
+        assert sorted(name for name, _ in scene) == sorted(labels)
+        target = s.truth["target"]["label"]
+        assert reply.endswith(f". {target} {dict(scene)[target]} {s.answer}") and s.answer.startswith("(")
+        assert scene_agreement([reply], [s]) == dict(zip(AGREEMENT_COLUMNS, (100.0, 100.0)))
+    # a click in another cell than the scene gives the named button does not follow the reading
+    wrong = reply.rpartition("(")[0] + ("(0.10, 0.10)" if dict(scene)[target] != "top left" else "(0.90, 0.90)")
+    assert scene_agreement([wrong], [s]) == dict(zip(AGREEMENT_COLUMNS, (100.0, 0.0)))

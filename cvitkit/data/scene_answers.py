@@ -1,4 +1,4 @@
-"""Scene-first grounding replies: list every object with its cell, then look the named one up.
+"""Scene-first replies for grounding and GUI clicks: list every object with its cell, then look the named one up.
 
 A worked grounding reply (:mod:`cvitkit.data.worked_answers`) names the cell of the target before its
 box: ``bottom left [0.10, 0.65, 0.30, 0.90]``. The tiny model learned from it to box *an* object of the
@@ -14,21 +14,29 @@ into the picture, and that lookup is what it lacks. A *scene-first* reply moves 
   copy, the lookup an induction head does;
 - the box, in that cell.
 
+ACL GUI (click the button a label names, ``(0.73, 0.55)``) has the same two steps and the same failure
+(clicks land on *a* button, not the named one), and its scene-first reply has the same shape, with each
+button named by its label: ``home top left, send middle right. send middle right (0.73, 0.55)``.
+
 Two columns tell the steps apart (:func:`scene_agreement`): *reading right*, the scene places the
 named object in its own cell (the vision step for the target); *answer follows its reading*, the box
 lies in the cell the reply's own scene gives the named object (the lookup and the box). Like the worked
-form it needs the objects a picture shows, so it applies to the kit's synthetic grounding data only
-(``python -m cvitkit.probe --answer-form scene``).
+form it needs the objects a picture shows, so it applies to the kit's synthetic grounding and GUI data
+only (``python -m cvitkit.probe --answer-form scene``).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from cvitkit.data.option_answers import AGREEMENT_COLUMNS
 from cvitkit.data.worked_answers import COLUMNS, ROWS, box_cell
 from cvitkit.errors import DataError
-from cvitkit.eval.text_norm import parse_box
+from cvitkit.eval.text_norm import parse_box, parse_point
+
+#: Families with a scene-first reply, and the bracket that opens each one's answer (a box, a point).
+SCENE_FAMILIES = {"ground": "[", "gui": "("}
 
 #: Between the scene and the answer; between the scene's objects.
 SCENE_END, OBJECT_SEP = ". ", ", "
@@ -38,30 +46,39 @@ def _cell(obj: dict, size: int) -> str:
     return box_cell([v / size for v in obj["box"]])
 
 
+def _name(obj: dict) -> str:
+    """How the scene names an object: a button by its label, anything else by colour and kind."""
+    return obj["label"] if "label" in obj else f"{obj['colour']} {obj['kind']}"
+
+
 def _phrase(sample) -> str:
-    return sample.truth["expr"].removeprefix("the ")
+    """What the question names: the referring expression without its article, or the button's label."""
+    t = sample.truth
+    return t["expr"].removeprefix("the ") if "expr" in t else t["target"]["label"]
 
 
 def scene_reply(sample, record: dict | None = None) -> str:
-    """The scene-first reply to a grounding ``sample`` (drawn again with its truth: objects and phrase).
+    """The scene-first reply to a grounding or GUI ``sample`` (drawn again with its truth: the objects,
+    the target and the phrase or label naming it).
 
     ``record`` (the training record, for the error message only) follows the signature of
     :func:`~cvitkit.data.worked_answers.worked_reply`."""
     t = sample.truth
-    if "expr" not in t or "objects" not in t:
-        raise DataError(f"record {(record or {}).get('id', '?')!r}: its sample is not a grounding one (truth "
-                        f"{sorted(t)}). Fix: use scene-first replies on grounding tasks only.")
+    if "objects" not in t or "expr" not in t and "label" not in t.get("target", {}):
+        raise DataError(f"record {(record or {}).get('id', '?')!r}: its sample is neither a grounding nor a GUI "
+                        f"one (truth {sorted(t)}). Fix: use scene-first replies on grounding and GUI tasks only.")
     size = sample.image.size[0]
     order = {f"{r} {c}": i for i, (r, c) in enumerate((r, c) for r in ROWS for c in COLUMNS)}
     objects = sorted(t["objects"], key=lambda o: order[_cell(o, size)])
-    scene = OBJECT_SEP.join(f"{o['colour']} {o['kind']} {_cell(o, size)}" for o in objects)
-    return f"{scene}{SCENE_END}{_phrase(sample)} {box_cell(parse_box(sample.answer))} {sample.answer}"
+    scene = OBJECT_SEP.join(f"{_name(o)} {_cell(o, size)}" for o in objects)
+    return f"{scene}{SCENE_END}{_phrase(sample)} {_cell(t['target'], size)} {sample.answer}"
 
 
 def read_scene(reply: str) -> list[tuple[str, str]]:
     """``(name, cell)`` per object of a scene-first reply's scene: ``[("red car", "bottom left"), ...]``;
     entries that do not end with a cell are skipped."""
-    scene = reply.partition("[")[0].rpartition(SCENE_END.strip())[0]
+    before_answer = re.split(r"[\[(]", reply, maxsplit=1)[0]   # the answer's numbers have points too
+    scene = before_answer.rpartition(SCENE_END.strip())[0]
     cells = {f"{r} {c}" for r in ROWS for c in COLUMNS}
     out = []
     for entry in scene.split(OBJECT_SEP.strip()):
@@ -78,16 +95,26 @@ def _named(scene: list[tuple[str, str]], phrase: str) -> str | None:
     return cells[0] if len(cells) == 1 else None
 
 
+def _answer_cell(reply: str, bracket: str) -> str | None:
+    """The cell of the reply's answer: its last box (``[``) or point (``(``), as ``final_answer`` reads it."""
+    if bracket not in reply:
+        return None
+    tail = reply[reply.rfind(bracket):]
+    if bracket == "[":
+        box = parse_box(tail)
+        return None if box is None else box_cell(box)
+    point = parse_point(tail)
+    return None if point is None else box_cell((*point, *point))
+
+
 def _reads(reply: str, sample) -> tuple[bool, bool]:
     """(reading right, answer follows the reading) for one scene-first reply."""
     scene, phrase = read_scene(reply), _phrase(sample)
     target = sample.truth["target"]
-    truth_cell = _cell(target, sample.image.size[0])
-    placed = (f"{target['colour']} {target['kind']}", truth_cell) in scene
-    # the answer's box is the last one, as the scorer reads it (final_answer after "[")
+    placed = (_name(target), _cell(target, sample.image.size[0])) in scene
     listed = _named(scene, phrase)
-    box = parse_box(reply[reply.rfind("["):]) if "[" in reply else None
-    return placed, listed is not None and box is not None and box_cell(box) == listed
+    answered = _answer_cell(reply, "[" if "expr" in sample.truth else "(")
+    return placed, listed is not None and answered == listed
 
 
 def scene_agreement(replies: Sequence[str], samples: Sequence) -> dict:
