@@ -78,7 +78,8 @@ def with_position_term(profile: Profile, weight: float) -> Profile:
         raise ConfigError(f"the position term changes how the kit pretrains its base model's vision tower, but "
                           f"profile {profile.name!r} does not pretrain one (model.source {profile.model.source!r}, "
                           f"base.vision_suite {profile.base.vision_suite!r}). Fix: use the mini profile.")
-    return replace(profile, base=replace(profile.base, vision_position_weight=weight))
+    # a float, as the CLI passes it: the base model's cache key hashes the number as written (1 and 1.0 differ)
+    return replace(profile, base=replace(profile.base, vision_position_weight=float(weight)))
 
 
 def _probe_dir(profile: Profile, suite: str, task: str, method: str, epochs: float, train_per_task: int | None,

@@ -81,6 +81,10 @@ def test_a_position_term_base_is_a_model_of_its_own_in_folders_and_tables():
     assert _probe_dir(placed, "coin", "Grounding", "lora_ft", 3.0, None).parent.name == "tiny-3m__position1"
     with pytest.raises(ConfigError, match="0 or more"):
         with_position_term(mini, -1.0)
+    # a weight given as a whole number reads the base model that the CLI's 1.0 pretrained, not a new one
+    from cvitkit.base_model import base_key
+
+    assert base_key(with_position_term(mini, 1), ["x"]) == base_key(placed, ["x"])
 
 
 def test_the_position_term_needs_a_profile_that_pretrains_a_base(micro_smoke_profile):
