@@ -59,7 +59,6 @@ from cvitkit.provenance import atomic_write_json, provenance, work_dir
 
 #: Forms of the training replies: the task's own, value-first (multiple choice), worked (math, chart trend,
 #: grounding), scene-first (grounding, GUI).
-#: grounding).
 ANSWER_FORMS = ("letter", "value_letter", "worked", "scene")
 
 

@@ -41,6 +41,9 @@ SCENE_FAMILIES = {"ground": "[", "gui": "("}
 #: Between the scene and the answer; between the scene's objects.
 SCENE_END, OBJECT_SEP = ". ", ", "
 
+#: The cells a scene names, in reading order (the order its objects are listed in).
+CELLS = tuple(f"{r} {c}" for r in ROWS for c in COLUMNS)
+
 
 def _cell(obj: dict, size: int) -> str:
     return box_cell([v / size for v in obj["box"]])
@@ -68,8 +71,7 @@ def scene_reply(sample, record: dict | None = None) -> str:
         raise DataError(f"record {(record or {}).get('id', '?')!r}: its sample is neither a grounding nor a GUI "
                         f"one (truth {sorted(t)}). Fix: use scene-first replies on grounding and GUI tasks only.")
     size = sample.image.size[0]
-    order = {f"{r} {c}": i for i, (r, c) in enumerate((r, c) for r in ROWS for c in COLUMNS)}
-    objects = sorted(t["objects"], key=lambda o: order[_cell(o, size)])
+    objects = sorted(t["objects"], key=lambda o: CELLS.index(_cell(o, size)))
     scene = OBJECT_SEP.join(f"{_name(o)} {_cell(o, size)}" for o in objects)
     return f"{scene}{SCENE_END}{_phrase(sample)} {_cell(t['target'], size)} {sample.answer}"
 
@@ -79,11 +81,10 @@ def read_scene(reply: str) -> list[tuple[str, str]]:
     entries that do not end with a cell are skipped."""
     before_answer = re.split(r"[\[(]", reply, maxsplit=1)[0]   # the answer's numbers have points too
     scene = before_answer.rpartition(SCENE_END.strip())[0]
-    cells = {f"{r} {c}" for r in ROWS for c in COLUMNS}
     out = []
     for entry in scene.split(OBJECT_SEP.strip()):
         words = entry.split()
-        if len(words) > 2 and " ".join(words[-2:]) in cells:
+        if len(words) > 2 and " ".join(words[-2:]) in CELLS:
             out.append((" ".join(words[:-2]), " ".join(words[-2:])))
     return out
 
