@@ -197,3 +197,26 @@ def _score_held_out(model, processor, suite, data) -> dict[str, float]:
 
 def load_base_report(folder: str | Path) -> dict:
     return json.loads((Path(folder) / "base.json").read_text())
+
+
+def base_identity(folder: str | Path) -> dict:
+    """Which pretraining of a base model a result stands on.
+
+    The key (the folder's name) names the configuration only: two pretrainings of one key differ when
+    the thread layout changes the order of float sums (see ``results/mini/LEARNABILITY.md``). The hash of
+    the weights tells them apart; the held-out scores, date and thread count say which is which.
+    """
+    import hashlib
+
+    folder = Path(folder)
+    digest = hashlib.sha256()
+    for weights in sorted(folder.glob("*.safetensors")):
+        digest.update(weights.read_bytes())
+    identity = {"key": folder.name, "weights_sha256": digest.hexdigest()[:16]}
+    if (folder / "base.json").is_file():
+        report = load_base_report(folder)
+        made = report.get("provenance") or {}
+        identity.update(held_out={k: round(v, 1) for k, v in report.get("held_out", {}).items()},
+                        pretrained=made.get("created"), git_commit=made.get("git_commit"),
+                        torch_threads=(made.get("device") or {}).get("torch_threads"))
+    return identity

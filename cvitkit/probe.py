@@ -125,8 +125,8 @@ def probe_task(profile: Profile, suite_data, task: str, epochs: float, method: s
     from cvitkit.eval.chance import training_answers
     from cvitkit.eval.evaluate import default_max_new_tokens
     from cvitkit.methods.base import build_method
-    from cvitkit.runner import (SETUP_SEED_INDEX, _start_or_resume, experiences_for, load_base, method_preset,
-                                run_config)
+    from cvitkit.runner import (SETUP_SEED_INDEX, _start_or_resume, base_model_dir, experiences_for, load_base,
+                                method_preset, record_base_model, run_config)
     from cvitkit.train import ContinualTrainer, experience_seed, seed_everything
 
     suite = suite_data.suite
@@ -154,6 +154,8 @@ def probe_task(profile: Profile, suite_data, task: str, epochs: float, method: s
     # letter probes keep their config (and so their saved folders); other forms say so in theirs
     form = {} if answer_form == "letter" else {"answer_form": answer_form}
     _start_or_resume(run_dir, run_config(profile, suite, method_obj, task=task, **form), False, log)
+    base_dir = base_model_dir(profile)
+    pretrainings = record_base_model(run_dir, base_dir, log) if base_dir is not None else []
     seed_everything(experience_seed(profile.train.seed, SETUP_SEED_INDEX))
     method_obj.setup(model, processor)
     experience = next(e for e in experiences_for(suite_data, None, False) if e.task_name == task)
@@ -162,7 +164,8 @@ def probe_task(profile: Profile, suite_data, task: str, epochs: float, method: s
                                suite_data.image_root, run_dir, profile.train, protocol=suite.protocol, log=log)
     stage = trainer.run([experience])[-1]
     result = {"score": stage.scores[task]["score"], "steps": stage.log.get("optimizer_steps"),
-              "train_seconds": round(stage.log.get("train_seconds", float("nan")), 1)}
+              "train_seconds": round(stage.log.get("train_seconds", float("nan")), 1),
+              "base_model": pretrainings}
     if answer_form != "letter":
         result.update(_agreement(trainer.stage_dir(0) / "predictions" / f"{task}.jsonl", suite_data.test[task],
                                  test_samples, answer_form))
@@ -240,7 +243,8 @@ def probe_suite(profile: str | Profile, suite: str, tasks: list[str] | None = No
     optimizer steps and training seconds (as recorded when the probe trained), the reading columns where
     they apply, and merges it into
     ``results/<profile>/tables/<suite>_probe.{csv,md}`` (rows of other tasks, epochs, sizes, methods,
-    answer forms or seeds are kept).
+    answer forms or seeds are kept). The call's record in the table's ``.json`` names, per task and
+    epochs, the base model pretraining each probe stood on (:func:`~cvitkit.runner.record_base_model`).
     """
     from cvitkit.data import load_suite
     from cvitkit.eval.chance import image_free_references
@@ -265,13 +269,14 @@ def probe_suite(profile: str | Profile, suite: str, tasks: list[str] | None = No
     profile_seed = profile.train.seed
     suite_data = _probe_data(profile, spec, train_per_task)
     specs = {t.name: t for t in suite_data.suite.tasks}
-    rows = []
+    rows, pretrainings = [], {}
     for task in tasks or known:
         ref = image_free_references(specs[task], suite_data.train[task], suite_data.test[task])
         for n in epochs:
             log(f"[probe] {suite}/{task}: {method}, {n:g} epoch(s)")
             result = probe_task(profile, suite_data, task, n, method, log=log, train_per_task=train_per_task,
                                 answer_form=answer_form, seed=seed)
+            pretrainings[f"{task}, {n:g} epochs"] = result["base_model"]
             rows.append({"task": task, "scorer": specs[task].scorer, "model": model_label(profile),
                          "method": method, "epochs": n, "train samples": len(suite_data.train[task]),
                          "answer form": answer_form, "seed": profile_seed if seed is None else seed,
@@ -289,7 +294,8 @@ def probe_suite(profile: str | Profile, suite: str, tasks: list[str] | None = No
     calls = json.loads(sidecar.read_text())["calls"] if sidecar.exists() else []
     calls.append(provenance(profile=profile.name, suite=suite, model=model_label(profile), method=method,
                             tasks=list(tasks or known), epochs=list(epochs), train_per_task=train_per_task,
-                            answer_form=answer_form, seed=profile_seed if seed is None else seed))
+                            answer_form=answer_form, seed=profile_seed if seed is None else seed,
+                            base_model=pretrainings))
     atomic_write_json(sidecar, {"calls": calls})
     from cvitkit.report.what_it_takes import write_what_it_takes
 

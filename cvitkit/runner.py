@@ -23,7 +23,7 @@ from cvitkit.config import config_hash, key_fields
 from cvitkit.profiles import Profile, load_profile
 from cvitkit.provenance import atomic_write_json, provenance, work_dir
 
-SUMMARY_FILES = ("config.json", "matrix.csv", "metrics.json", "summary.json")
+SUMMARY_FILES = ("config.json", "base_model.json", "matrix.csv", "metrics.json", "summary.json")
 #: Experience index whose seed initialises the adapters (-1 is the initial evaluation's).
 SETUP_SEED_INDEX = -2
 
@@ -49,19 +49,55 @@ def method_preset(profile: Profile) -> str:
     return "smoke" if profile.name == "smoke" else "mini"
 
 
-def load_base(profile: Profile, corpus=()):
-    """The profile's base model and processor, frozen and ready for adapters."""
+def load_base(profile: Profile, corpus=(), run_dir: Path | None = None, log=print):
+    """The profile's base model and processor, frozen and ready for adapters.
+
+    With ``run_dir``, a kit-pretrained base model's identity is recorded in ``run_dir/base_model.json``
+    (see :func:`record_base_model`)."""
     from cvitkit.models import enable_training_mode
     from cvitkit.models.spec import load_from_config
 
-    base_dir = None
-    if profile.model.source == "base":
-        from cvitkit.base_model import ensure_base_model
-
-        base_dir = ensure_base_model(profile)
+    base_dir = base_model_dir(profile)
+    if base_dir is not None and run_dir is not None:
+        record_base_model(run_dir, base_dir, log)
     model, processor = load_from_config(profile.model, base_dir=base_dir, corpus=corpus)
     enable_training_mode(model, gradient_checkpointing=profile.model.gradient_checkpointing)
     return model, processor
+
+
+def base_model_dir(profile: Profile) -> Path | None:
+    """The folder of the profile's kit-pretrained base model (pretrained first if not cached), or None
+    for a model read from a path or built fresh."""
+    if profile.model.source != "base":
+        return None
+    from cvitkit.base_model import ensure_base_model
+
+    return ensure_base_model(profile)
+
+
+def record_base_model(run_dir: Path, base_dir: Path, log=print) -> list[dict]:
+    """Add the base model's :func:`~cvitkit.base_model.base_identity` to ``run_dir/base_model.json``
+    unless it is already the last one there; return the pretrainings listed.
+
+    The run's config names the base model's key, which a re-pretraining (another machine, another thread
+    count) keeps. Each entry says from which stage on the run read it (``from_stage``: stages finished
+    when it was first read), so a run resumed on another pretraining lists both, and a run older than
+    this record says which of its stages it cannot vouch for."""
+    from cvitkit.base_model import base_identity
+
+    path = run_dir / "base_model.json"
+    seen = json.loads(path.read_text())["pretrainings"] if path.is_file() else []
+    identity = base_identity(base_dir)
+    if seen and seen[-1]["weights_sha256"] == identity["weights_sha256"]:
+        return seen
+    finished = len(list((run_dir / "stages").glob("*/stage.json")))
+    if seen:
+        log(f"{run_dir}: base model {identity['key']} was pretrained again since this run last read it (weights "
+            f"{seen[-1]['weights_sha256']} then, {identity['weights_sha256']} now); stages from {finished} on "
+            "stand on the new one (both listed in base_model.json)")
+    seen.append({**identity, "from_stage": finished})
+    atomic_write_json(path, {"pretrainings": seen})
+    return seen
 
 
 def experiences_for(suite_data, stream_length: int | None, joint: bool):
@@ -122,7 +158,8 @@ def run_method(profile: str | Profile, suite: str, method: str, overrides: dict 
         if state.is_main_process:
             _start_or_resume(run_dir, config, force, log)
         suite_data = load_profile_suite_data(profile, suite_spec, build=True)
-        model, processor = load_base(profile, corpus=corpus())
+        model, processor = load_base(profile, corpus=corpus(), run_dir=run_dir if state.is_main_process else None,
+                                     log=log)
     # Adapter initialisation draws from the global RNG; a loaded checkpoint does not reseed it, so
     # without this the weights would depend on what the process ran before (run order, pretraining).
     seed_everything(experience_seed(profile.train.seed, SETUP_SEED_INDEX))

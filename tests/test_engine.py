@@ -135,6 +135,9 @@ def test_resume_after_the_first_experience_equals_uninterrupted(method, referenc
     assert sorted(p.name for p in (run_dir / "stages").iterdir()) == ["000"]
     resumed = _run(root, micro_llava_dir, method).run_dir
     _assert_same_run(resumed, reference[method])
+    # resumed on the same base model: one pretraining, read from the first stage on
+    record = json.loads((resumed / "base_model.json").read_text())
+    assert [e["from_stage"] for e in record["pretrainings"]] == [0]
 
     # the restored method state took part in the resumed experiences
     last = json.loads((resumed / "stages" / "004" / "stage.json").read_text())
