@@ -5,7 +5,7 @@ continual run. This probe separates *cannot learn* from *had too few steps*: for
 from the profile's base model, trains one fresh adapter of ``method`` (LoRA-FT by default, the
 method's profile preset otherwise unchanged) on that task alone for each number of epochs asked
 for, and scores it on the task's test set next to the references of :mod:`cvitkit.eval.chance`:
-chance, the best constant answer and the question prior.
+chance, the best constant answer and the two question priors (by question text and by question type).
 
 Five knobs answer *what would it take*: more steps (``--epochs``), a larger model (``--preset``), more
 training data (``--train-per-task``: a larger synthetic training set of the same generator, built in
@@ -39,6 +39,7 @@ and alone, and which ones learned it) is rewritten beside it when the learnabili
     python -m cvitkit.probe --profile mini --suite coin --tasks ScienceQA --epochs 3 --answer-form value_letter
     python -m cvitkit.probe --profile mini --suite mllmcl_dcl --tasks Fin --epochs 30 --answer-form worked
     python -m cvitkit.probe --profile mini --suite mllmcl_dcl --tasks Fin --epochs 30 --answer-form worked --seed 1
+    python -m cvitkit.probe --profile mini --suite mllmcl_dcl --refresh-references
 """
 
 from __future__ import annotations
@@ -238,8 +239,9 @@ def probe_suite(profile: str | Profile, suite: str, tasks: list[str] | None = No
     ``"worked"`` math, chart-trend and grounding tasks to write what they read first, and ``"scene"``
     grounding and GUI tasks to list the scene first (see :func:`probe_task`);
     ``seed`` trains with another training seed than the profile's.
-    Returns one row per (task, epochs): training samples, answer form, training seed, chance, best constant answer,
-    question prior, score, score - bar (the higher of the last two, as in :mod:`cvitkit.report.learnability`),
+    Returns one row per (task, epochs): training samples, answer form, training seed, the image-free references
+    (chance, best constant answer, question prior, question-type prior), score, score - bar (the bar is the
+    highest of the last three, as in :mod:`cvitkit.report.learnability`),
     optimizer steps and training seconds (as recorded when the probe trained), the reading columns where
     they apply, and merges it into
     ``results/<profile>/tables/<suite>_probe.{csv,md}`` (rows of other tasks, epochs, sizes, methods,
@@ -247,7 +249,7 @@ def probe_suite(profile: str | Profile, suite: str, tasks: list[str] | None = No
     epochs, the base model pretraining each probe stood on (:func:`~cvitkit.runner.record_base_model`).
     """
     from cvitkit.data import load_suite
-    from cvitkit.eval.chance import image_free_references
+    from cvitkit.eval.chance import REFERENCE_COLUMNS, image_free_references
 
     profile = load_profile(profile) if isinstance(profile, str) else profile
     spec = load_suite(suite)
@@ -280,7 +282,7 @@ def probe_suite(profile: str | Profile, suite: str, tasks: list[str] | None = No
             rows.append({"task": task, "scorer": specs[task].scorer, "model": model_label(profile),
                          "method": method, "epochs": n, "train samples": len(suite_data.train[task]),
                          "answer form": answer_form, "seed": profile_seed if seed is None else seed,
-                         **{k: round(ref[k], 1) for k in ("chance", "best constant", "question prior")},
+                         **{k: round(ref[k], 1) for k in REFERENCE_COLUMNS},
                          "score": round(result["score"], 1), "score - bar": round(result["score"] - ref["bar"], 1),
                          "steps": result["steps"], "train seconds": result["train_seconds"],
                          # every row has the columns (empty for letter probes): merge_table drops columns
@@ -301,6 +303,49 @@ def probe_suite(profile: str | Profile, suite: str, tasks: list[str] | None = No
 
     write_what_it_takes(path.parent, suite, default_samples=profile.data.sizes_for(suite)["train_per_task"])
     return table
+
+
+def refresh_references(profile: str | Profile, suite: str, log=print) -> pd.DataFrame:
+    """Recompute the image-free references and ``score - bar`` of every saved probe row of ``suite``, and
+    rewrite its probe and *what it takes* tables; for rows written before a reference existed.
+
+    A row's references depend only on its task and training-set size (the synthetic sets are drawn per
+    index, so a set is rebuilt exactly), not on the model, method, epochs, answer form or seed; the
+    scores stay as they were measured. The call is recorded in the table's ``.json`` like a probe."""
+    from cvitkit.data import load_suite
+    from cvitkit.eval.chance import REFERENCE_COLUMNS, image_free_references
+
+    profile = load_profile(profile) if isinstance(profile, str) else profile
+    path = profile.results_dir / "tables" / f"{suite}_probe.csv"
+    if not path.is_file():
+        raise ConfigError(f"{path} does not exist: suite {suite!r} has no probe rows to refresh. Fix: run a probe "
+                          f"first (python -m cvitkit.probe --suite {suite} --tasks ...).")
+    spec = load_suite(suite)
+    table = pd.read_csv(path)
+    for column in REFERENCE_COLUMNS:  # a reference added later goes after the ones before it
+        if column not in table:
+            table.insert(table.columns.get_loc("score"), column, float("nan"))
+    default = profile.data.sizes_for(suite)["train_per_task"]
+    for size in sorted(set(table["train samples"])):
+        log(f"[probe] {suite}: references of the probes on {size} training samples per task")
+        data = _probe_data(profile, spec, None if size == default else int(size))
+        for task in sorted(set(table.loc[table["train samples"] == size, "task"])):
+            rows = (table["train samples"] == size) & (table["task"] == task)
+            ref = image_free_references({t.name: t for t in data.suite.tasks}[task], data.train[task],
+                                        data.test[task])
+            for column in REFERENCE_COLUMNS:
+                table.loc[rows, column] = round(ref[column], 1)
+            table.loc[rows, "score - bar"] = (table.loc[rows, "score"] - ref["bar"]).round(1)
+    known = [t.name for t in spec.tasks]
+    _merge_into(path, table, task_order=known, profile_seed=profile.train.seed)
+    sidecar = path.with_suffix(".json")
+    calls = json.loads(sidecar.read_text())["calls"] if sidecar.exists() else []
+    calls.append(provenance(profile=profile.name, suite=suite, refreshed_references=list(REFERENCE_COLUMNS)))
+    atomic_write_json(sidecar, {"calls": calls})
+    from cvitkit.report.what_it_takes import write_what_it_takes
+
+    write_what_it_takes(path.parent, suite, default_samples=default)
+    return pd.read_csv(path)
 
 
 def _merge_into(path, table: pd.DataFrame, task_order: list[str], profile_seed: int) -> None:
@@ -337,7 +382,8 @@ def merge_table(path, table: pd.DataFrame, key: list[str], order, defaults: dict
                 old.insert(min(table.columns.get_loc(column), old.shape[1]), column, value)
         old = old[~old.set_index(key).index.isin(table.set_index(key).index)]
         old = old[[c for c in old.columns if c in table.columns]]
-        table = pd.concat([old, table], ignore_index=True)
+        # in the new rows' column order: a column added since the saved rows stays where the kit puts it
+        table = pd.concat([old, table], ignore_index=True)[list(table.columns)]
     table = order(table)
     path.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(path, index=False)
@@ -372,6 +418,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="training seed (the adapter's initialisation and the batches' order; default: the "
                              "profile's): repeats a probe in a folder and table row of its own")
     parser.add_argument("--data-root", help="real benchmark files (full profile)")
+    parser.add_argument("--refresh-references", action="store_true",
+                        help="train nothing: recompute the image-free references and score - bar of the suite's "
+                             "saved probe rows (after a reference was added to cvitkit/eval/chance.py)")
     args = parser.parse_args(argv)
     try:
         profile = load_profile(args.profile, data_root=args.data_root)
@@ -379,6 +428,9 @@ def main(argv: list[str] | None = None) -> int:
             profile = replace(profile, model=replace(profile.model, preset=args.preset))
         if args.vision_position_weight is not None:
             profile = with_position_term(profile, args.vision_position_weight)
+        if args.refresh_references:
+            print(refresh_references(profile, args.suite).to_markdown(index=False))
+            return 0
         table = probe_suite(profile, args.suite, args.tasks, args.epochs, args.method,
                             train_per_task=args.train_per_task, answer_form=args.answer_form, seed=args.seed)
     except CvitkitError as exc:

@@ -122,12 +122,15 @@ forms.round(1)
 # Forgetting only means something for a task that was learned first. Chance here is the
 # **majority-answer baseline**: every test question answered with the most frequent training answer,
 # scored by the task's own scorer (a VizWiz-like task that is 34 % "unanswerable" has chance 34, not
-# 1/#answers). Two stronger references follow. A model that collapses to one answer can beat chance by
+# 1/#answers). Stronger references follow. A model that collapses to one answer can beat chance by
 # luck of the test sample: the **best constant answer** is the highest score any one training answer
 # gets when given to every test question. A model that reads the question but not the image can beat
 # every constant (a task mixing yes/no and multiple-choice questions rewards "yes" to one kind and "A"
 # to the other): the **question prior** answers each test question with the most frequent training
-# answer to the same question text. The *bar* is the higher of the two, and a task counts as learned
+# answer to the same question text. Questions written from templates rarely repeat word for word, so
+# the **question-type prior** does the same per question *type*, the question with its answer words
+# masked (`is the _ above or below the _` gets "below" if most such training questions did). The
+# *bar* is the highest of the three, and a task counts as learned
 # when LoRA-FT's score right after training on it, $R_{t,t}$, is at least 10 points above it (two
 # standard errors at 100 test samples): only a model that reads the image gets there.
 # Where the suite also has the run `lora_ft__e3` (the same sequence with three epochs per task), two
@@ -178,9 +181,9 @@ if not learnability.empty:
 what_it_takes
 
 # %% [markdown]
-# The same table as a picture: each bar is a fine-tune score minus the task's bar (best constant or
-# question prior, whichever is higher), so every task has the same line to clear, dashed, 10 points
-# up. A bar at or below zero is a model that does no better than an answer or question prior (or
+# The same table as a picture: each bar is a fine-tune score minus the task's bar (the best constant or
+# a question prior, whichever is highest), so every task has the same line to clear, dashed, 10 points
+# up. A bar at or below zero is a model that does no better than an answer or a question prior (or
 # worse: malformed boxes and points score 0).
 
 # %%

@@ -1,5 +1,5 @@
-"""Chance level (majority-answer baseline), best constant answer, question prior and the learnability table, on hand-made records
-and matrices."""
+"""Chance level (majority-answer baseline), best constant answer, question priors and the learnability table, on hand-made
+records and matrices."""
 
 from types import SimpleNamespace
 
@@ -183,3 +183,52 @@ def test_the_bar_is_the_higher_of_best_constant_and_question_prior():
     table = learnability_table(suite, train, test, runs)
     assert table.loc["Fin", "best constant"] == 50.0 and table.loc["Fin", "question prior"] == 75.0
     assert table.loc["Fin", "LoRA-FT - bar"] == 5.0 and table.loc["Fin", "learned"] == "no"  # 30 over the constant
+
+
+def test_question_type_prior_answers_a_template_it_never_saw_word_for_word():
+    from cvitkit.eval.chance import question_prior_score, question_type_prior_score
+
+    # an AD-like task: objects, sides and yes/no are the answers, and the questions are templates
+    train = _asked(("Is the truck above or below the cone?", "below"), ("Is the car above or below the bus?", "below"),
+                   ("Is the bus above or below the car?", "above"), ("Is the cone left of the car?", "no"),
+                   ("Is the car left of the truck?", "yes"), ("Is the bus left of the cone?", "no"),
+                   ("What is left of the bus?", "truck"), ("What is left of the truck?", "bus"),
+                   ("What is left of the cone?", "car"), ("What is left of the car?", "cone"),
+                   ("What is left of the truck?", "cone"), ("Name the shape", "a long caption of six words"))
+    # types: above-or-below -> "below" (2 of 3), left-of yes/no -> "no" (2 of 3), what-is-left-of -> "cone"
+    # (2 of 5); the majority is "below" (tied with "no" and "cone" at 2, seen first)
+    test = _quiz(("Is the cone above or below the bus?", "below"),   # unseen text: prior "below" right, type right
+                 ("Is the truck above or below the car?", "above"),  # unseen: both wrong
+                 ("Is the truck left of the bus?", "no"),            # unseen: prior "below" wrong, type right
+                 ("Is the cone left of the bus?", "yes"),            # unseen: both wrong
+                 ("What is left of the bus?", "cone"))               # seen ("truck"): prior wrong, type right
+    assert question_prior_score(_task("AD"), train, test) == 20.0
+    assert question_type_prior_score(_task("AD"), train, test) == 60.0
+
+
+def test_question_types_mask_the_words_of_short_answers_only():
+    from cvitkit.eval.chance import answer_words, question_type
+
+    slots = answer_words(["below", "traffic cone", "3", "A", "a red car parked on the left side of the road"])
+    assert slots == {"below", "traffic", "cone", "3", "a"}  # the caption's words are not slots
+    assert question_type("<image>\nIs the Traffic cone BELOW the road?", slots) == "is the _ _ _ the road"
+    assert question_type("What is 3+4?", slots) == "what is _ 4"
+
+
+def test_the_bar_counts_the_question_type_prior():
+    suite = SimpleNamespace(tasks=[_task("AD")])
+    train = {"AD": _asked(("Is the car above or below the bus?", "below"), ("Is the bus above or below the cone?", "below"),
+                          ("Is the bus left of the car?", "no"), ("Is the car left of the cone?", "no"),
+                          ("Is the cone left of the bus?", "no"), ("What is left of the car?", "bus"),
+                          ("What is left of the bus?", "car"), ("What is left of the truck?", "cone"))}
+    test = {"AD": _quiz(("Is the cone above or below the car?", "below"), ("Is the car left of the bus?", "no"),
+                        ("Is the cone left of the car?", "yes"), ("Is the cone above or below the bus?", "below"))}
+    runs = {"s/lora_ft": pd.DataFrame({"AD": [80.0]}, index=["AD"])}
+    table = learnability_table(suite, train, test, runs)
+    # best constant "below" 2 of 4; question prior: no test text was asked in training, so "no" (the majority)
+    # to each, 1 of 4;
+    # by type: below, no, no, below, 3 of 4
+    assert table.loc["AD", "best constant"] == 50.0 and table.loc["AD", "question prior"] == 25.0
+    assert table.loc["AD", "question-type prior"] == 75.0
+    # 30 over the best constant, 5 over the type prior: not learned
+    assert table.loc["AD", "LoRA-FT - bar"] == 5.0 and table.loc["AD", "learned"] == "no"

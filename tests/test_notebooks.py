@@ -143,8 +143,8 @@ def test_evaluate_notebook_tabulates_the_trained_run(trained, tmp_path, monkeypa
         assert learn.loc[task, "LoRA-FT R_tt"] == pytest.approx(matrix.loc[task, task])
         assert 0 <= learn.loc[task, "chance"] <= 100
         assert learn.loc[task, "chance"] <= learn.loc[task, "best constant"] <= 100
-        assert 0 <= learn.loc[task, "question prior"] <= 100
-        bar = max(learn.loc[task, "best constant"], learn.loc[task, "question prior"])
+        assert 0 <= learn.loc[task, "question prior"] <= 100 and 0 <= learn.loc[task, "question-type prior"] <= 100
+        bar = max(learn.loc[task, c] for c in ("best constant", "question prior", "question-type prior"))
         assert learn.loc[task, "LoRA-FT - bar"] == pytest.approx(matrix.loc[task, task] - bar, abs=0.06)
         assert learn.loc[task, "learned"] == ("yes" if matrix.loc[task, task] - bar >= 10 else "no")
     table = pd.read_csv(results / "tables" / "mllmcl_acl_metrics.csv", index_col=0)

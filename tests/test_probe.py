@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from cvitkit.errors import ConfigError
-from cvitkit.probe import _probe_dir, model_label, probe_suite, with_position_term
+from cvitkit.probe import _probe_dir, model_label, probe_suite, refresh_references, with_position_term
 from cvitkit.provenance import work_dir
 
 SUITE = "mllmcl_dcl"
@@ -22,7 +22,7 @@ def test_probe_trains_each_task_alone_scores_it_and_reads_finished_probes_back(m
     # 6 training samples at batch 2: 3 optimizer steps per epoch
     assert list(table["steps"]) == [3, 6]
     assert (table["chance"] <= table["best constant"]).all()
-    bar = table[["best constant", "question prior"]].max(axis=1)
+    bar = table[["best constant", "question prior", "question-type prior"]].max(axis=1)
     assert (table["score - bar"] == (table["score"] - bar).round(1)).all()
     assert table["score"].between(0, 100).all()
     probes = work_dir(profile.name) / "probes" / SUITE / "micro"
@@ -62,6 +62,28 @@ def test_probe_with_more_training_data_builds_its_own_set_and_keeps_the_profiles
     probe_suite(profile, SUITE, ["Med"], [1.0], log=lambda *_: None)
     saved = pd.read_csv(profile.results_dir / "tables" / f"{SUITE}_probe.csv")
     assert list(zip(saved["train samples"], saved["steps"])) == [(6, 3), (10, 5)]
+
+
+def test_refreshing_references_recomputes_them_per_training_set_and_keeps_the_scores(micro_smoke_profile):
+    from cvitkit.eval.chance import REFERENCE_COLUMNS
+
+    profile = micro_smoke_profile(batch_size=3)
+    probe_suite(profile, SUITE, ["AD", "Med"], [1.0], log=lambda *_: None)
+    probe_suite(profile, SUITE, ["AD"], [1.0], log=lambda *_: None, train_per_task=12)
+    path = profile.results_dir / "tables" / f"{SUITE}_probe.csv"
+    fresh = pd.read_csv(path)
+    assert sorted(fresh["train samples"]) == [6, 6, 12]
+    # a table from before the question-type prior: no such column, and score - bar against an old bar
+    fresh.drop(columns="question-type prior").assign(**{"score - bar": fresh["score"] - 99}).to_csv(path, index=False)
+
+    refreshed = refresh_references(profile, SUITE, log=lambda *_: None)
+    assert list(refreshed.columns) == list(fresh.columns)
+    # the probes' own references, each from its own training set; the distance from the rounded score
+    pd.testing.assert_frame_equal(refreshed, fresh, check_exact=False, atol=0.051)
+    calls = json.loads(path.with_suffix(".json").read_text())["calls"]
+    assert calls[-1]["refreshed_references"] == list(REFERENCE_COLUMNS) and len(calls) == 3
+    with pytest.raises(ConfigError, match="has no probe rows to refresh"):
+        refresh_references(profile, "coin", log=lambda *_: None)
 
 
 def test_probe_rejects_a_non_positive_training_size(micro_smoke_profile):

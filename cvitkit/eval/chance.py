@@ -32,15 +32,41 @@ normalised), or the training majority when no training question has that text,
 .. math:: \\mathrm{blind}(t) = \\mathrm{score}_t\\big(\\{\\hat a(q_i)\\}_{i=1}^{n},\\ \\{a_i\\}_{i=1}^{n}\\big),
           \\qquad \\hat a(q) = \\arg\\max_a \\#\\{\\text{training pairs } (q, a)\\}.
 
-The bar a task has to clear to count as *learned* is the higher of the two: only a model that reads
-the image can beat both.
+Questions written from templates defeat that exact-text match: MLLM-CL AD asks "Is the truck above
+or below the cone?" with dozens of object pairs, so most test questions were never asked in training
+word for word, and the question prior falls back to the majority. A blind model still learns the
+template: answer "below" to every above-or-below question, "no" to every yes/no one. The
+*question-type prior* (the "per Q-type prior" of the VQA paper, Antol et al., 2015) is that model:
+every word that makes up a short training answer (at most ``MAX_SLOT_WORDS`` words: the objects,
+sides, colours, yes/no, digits, letters the task answers with) is replaced in the question by a slot,
+and each test question gets the most frequent training answer of its *type* (the question with its
+slots), or the training majority for a type never seen,
+
+.. math:: \\mathrm{type}(t) = \\mathrm{score}_t\\big(\\{\\hat a(\\tau(q_i))\\}_{i=1}^{n},\\ \\{a_i\\}_{i=1}^{n}\\big),
+          \\qquad \\hat a(\\tau) = \\arg\\max_a \\#\\{\\text{training pairs } (q, a) : \\tau(q) = \\tau\\},
+
+where :math:`\\tau(q)` masks the answer words of :math:`q`. It uses the training set only. Neither prior
+bounds the other: merging questions into a type can lose what a single question text says.
+
+The bar a task has to clear to count as *learned* is the highest of the three (``BAR_COLUMNS``): only a
+model that reads the image can beat them all.
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 from cvitkit.errors import DataError
+
+#: The image-free references of a task, as the learnability and probe tables name their columns.
+REFERENCE_COLUMNS = ("chance", "best constant", "question prior", "question-type prior")
+#: The references whose highest is the bar a learned task clears (chance is never above the best constant).
+BAR_COLUMNS = ("best constant", "question prior", "question-type prior")
+#: Training answers of at most this many words give the question-type prior its slot words; longer ones
+#: (captions) would mask whole questions.
+MAX_SLOT_WORDS = 3
+_WORD = re.compile(r"[a-z0-9]+")
 
 
 def majority_answer(train_records: list[dict], source: str = "training records") -> str:
@@ -89,6 +115,41 @@ def question_prior_score(task, train_records: list[dict], test_records: list[dic
     return float(result.score)
 
 
+def answer_words(answers: list[str], max_words: int = MAX_SLOT_WORDS) -> set[str]:
+    """The words (lower-case letters and digits) of every answer of at most ``max_words`` words."""
+    words: set[str] = set()
+    for answer in answers:
+        tokens = _WORD.findall(answer.lower())
+        if len(tokens) <= max_words:
+            words.update(tokens)
+    return words
+
+
+def question_type(text: str, slots: set[str]) -> str:
+    """``text`` as the question-type prior sees it: its words, each of ``slots`` replaced by ``_``
+    (``is the _ above or below the _``)."""
+    return " ".join("_" if w in slots else w for w in _WORD.findall(question_key(text)))
+
+
+def question_type_prior_score(task, train_records: list[dict], test_records: list[dict]) -> float:
+    """The per-question-type baseline of ``task``: each test question answered with the most frequent
+    training answer of its type (the question with its answer words masked, :func:`question_type`), the
+    training majority for a type never seen in training, scored with the task's scorer (see the module
+    notes)."""
+    from cvitkit.eval.scorers import score
+
+    answers = training_answers(train_records, f"task {task.name}")
+    slots = answer_words(answers)
+    by_type: dict[str, Counter] = {}
+    for record, answer in zip(train_records, answers):
+        by_type.setdefault(question_type(_training_question(record), slots), Counter())[answer] += 1
+    fallback = Counter(answers).most_common(1)[0][0]
+    types = (question_type(str(r.get("text", "")), slots) for r in test_records)
+    guesses = [by_type[t].most_common(1)[0][0] if t in by_type else fallback for t in types]
+    result = score(task.scorer, guesses, [r["answer"] for r in test_records], **(task.scorer_params or {}))
+    return float(result.score)
+
+
 def chance_score(task, train_records: list[dict], test_records: list[dict]) -> float:
     """The majority-answer baseline of ``task`` on ``test_records``, scored with the task's scorer."""
     from cvitkit.eval.scorers import score
@@ -113,10 +174,11 @@ def best_constant_score(task, train_records: list[dict], test_records: list[dict
 
 
 def image_free_references(task, train_records: list[dict], test_records: list[dict]) -> dict[str, float]:
-    """The three scores of ``task`` that need no image, and the learned-or-not ``bar`` (the higher of the
-    best constant and the question prior, see the module notes): what the learnability table and the
-    probes put beside a fine-tune score."""
-    constant = best_constant_score(task, train_records, test_records)
-    blind = question_prior_score(task, train_records, test_records)
-    return {"chance": chance_score(task, train_records, test_records), "best constant": constant,
-            "question prior": blind, "bar": max(constant, blind)}
+    """The scores of ``task`` that need no image (``REFERENCE_COLUMNS``) and the learned-or-not ``bar``
+    (the highest of ``BAR_COLUMNS``, see the module notes): what the learnability table and the probes
+    put beside a fine-tune score."""
+    refs = {"chance": chance_score(task, train_records, test_records),
+            "best constant": best_constant_score(task, train_records, test_records),
+            "question prior": question_prior_score(task, train_records, test_records),
+            "question-type prior": question_type_prior_score(task, train_records, test_records)}
+    return {**refs, "bar": max(refs[c] for c in BAR_COLUMNS)}

@@ -10,6 +10,9 @@ suite this table puts side by side
 * **question prior**: the question-only baseline, each test question answered with the most frequent
   training answer to the same question text: what a model that reads the question but not the image
   gets (:func:`cvitkit.eval.chance.question_prior_score`);
+* **question-type prior**: the same blind model by question *type*, the question with its answer words
+  masked (``is the _ above or below the _``), for tasks whose questions are written from templates and
+  rarely repeat word for word (:func:`cvitkit.eval.chance.question_type_prior_score`);
 * **LoRA-FT R_tt**: the score right after training on the task in the sequential LoRA-FT run (the
   plasticity entry of the accuracy matrix, whose mean is MFT);
 * **multitask**: the joint-training score, where the suite has that run;
@@ -22,7 +25,7 @@ suite this table puts side by side
   answer and its share. ``1 · "b" 100%`` is a collapse onto one answer, whatever its score.
 
 A task counts as *learned* when LoRA-FT's :math:`R_{t,t}` is at least ``margin`` points above the
-*bar*, the higher of the best constant and the question prior (default 10: with 100 test samples a
+*bar*, the highest of the best constant and the two question priors (default 10: with 100 test samples a
 score's standard error is at most 5 points, so 10 is two of them): only a model that reads the image
 clears it. The best constant is never below chance (the majority answer is one of the candidates).
 """
@@ -31,9 +34,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from cvitkit.eval.chance import image_free_references
+from cvitkit.eval.chance import BAR_COLUMNS, REFERENCE_COLUMNS, image_free_references
 
-#: Points above the bar (best constant answer or question prior) that count as clearly learned.
+#: Points above the bar (best constant answer or a question prior) that count as clearly learned.
 LEARNED_MARGIN = 10.0
 #: The sequential LoRA-FT run with three epochs per task (``configs/methods/lora_ft.yaml``).
 LONGER_RUN = "lora_ft__e3"
@@ -58,7 +61,7 @@ def _round(value: float | None) -> float | None:
 
 def learnability_table(suite, train: dict[str, list[dict]], test: dict[str, list[dict]], runs: dict,
                        margin: float = LEARNED_MARGIN, answers: dict | None = None) -> pd.DataFrame:
-    """One row per task of ``suite``: chance, best constant, question prior, LoRA-FT's and multitask's scores, the best run,
+    """One row per task of ``suite``: the image-free references (chance, best constant, the two question priors), LoRA-FT's and multitask's scores, the best run,
     and whether the task is learned. ``runs`` maps run id (``<suite>/<method>[__variant]``) to its accuracy
     matrix; ``answers``, optional, maps run id to its answer profiles (``answers.json`` of a run summary:
     ``{stage name: {task: profile}}``, :func:`cvitkit.runner.answer_profiles`)."""
@@ -76,7 +79,7 @@ def learnability_table(suite, train: dict[str, list[dict]], test: dict[str, list
         scores = {k: v for k, v in scores.items() if v is not None}
         best = max(scores, key=scores.get) if scores else None
         rows.append({"task": task.name, "scorer": task.scorer,
-                     **{k: round(ref[k], 1) for k in ("chance", "best constant", "question prior")},
+                     **{k: round(ref[k], 1) for k in REFERENCE_COLUMNS},
                      "LoRA-FT R_tt": _round(lora), "multitask": _round(joint),
                      "best R_tt": _round(scores.get(best)), "best run": best or "",
                      "LoRA-FT - bar": None if lora is None else round(lora - bar, 1),
@@ -92,9 +95,9 @@ def learnability_table(suite, train: dict[str, list[dict]], test: dict[str, list
 
 
 def table_bar(table: pd.DataFrame) -> pd.Series:
-    """Each task's bar read back from a learnability table's own columns: the higher of the best constant
-    and the question prior (the best constant alone in tables written before the question prior)."""
-    return table[[c for c in ("best constant", "question prior") if c in table]].max(axis=1)
+    """Each task's bar read back from a table's own columns: the highest of ``BAR_COLUMNS`` it has (tables
+    written before a reference existed have fewer)."""
+    return table[[c for c in BAR_COLUMNS if c in table]].max(axis=1)
 
 
 def _answers(profiles: dict, task: str) -> str:

@@ -111,7 +111,7 @@ LEARNABILITY_SERIES = {"LoRA-FT R_tt": "LoRA-FT, 1 epoch", "LoRA-FT 3 epochs R_t
 
 
 def learnability_figure(table: pd.DataFrame, title: str, margin: float = 10.0):
-    """Points above the bar (the higher of the best constant answer and the question prior), per task, for
+    """Points above the bar (the highest of the best constant answer and the two question priors), per task, for
     each fine-tune score the learnability table holds (:func:`cvitkit.report.learnability.learnability_table`);
     the dashed line is the margin a learned task clears."""
     present = [c for c in LEARNABILITY_SERIES if c in table and table[c].notna().any()]

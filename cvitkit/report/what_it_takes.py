@@ -9,7 +9,7 @@ answers it per task by collecting every measured setting:
   and ``lora_ft__e3`` runs, against the learnability table's bar;
 * ``alone, <model>, <n> epochs[, <m> samples][, value-first | worked | scene-first replies]``: each probe
   row, against the bar of its own training set (a larger set has its own best constant and question
-  prior); value-first replies (``circle B``, :mod:`cvitkit.data.option_answers`), worked replies
+  priors); value-first replies (``circle B``, :mod:`cvitkit.data.option_answers`), worked replies
   (``3+4=7``, ``down up no``, :mod:`cvitkit.data.worked_answers`) and scene-first grounding replies
   (:mod:`cvitkit.data.scene_answers`) are scored on their final answer against the same bar as the
   task's own replies.
@@ -19,7 +19,7 @@ seeds, :math:`\bar s = \frac{1}{K}\sum_k s_k`, and whose label lists them (``mea
 the best of several seeds would be a lucky draw, not what the setting gives.
 
 A setting *learns* the task when its score is at least ``margin`` points above its bar (the bar is the
-higher of the best constant answer and the question prior). Columns: the bar, the number of settings
+highest of the best constant answer and the two question priors, :mod:`cvitkit.eval.chance`). Columns: the bar, the number of settings
 tried, the best score with its setting and its distance to the bar, and every setting that learned
 the task (``none`` when none did).
 """
