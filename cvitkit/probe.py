@@ -23,10 +23,12 @@ that list every object with its cell before looking the named one up (``--answer
 columns that tell the reading step from the last one: *reading right* and *answer follows its reading*.
 ``--seed`` repeats a probe with another training seed (the adapter's initialisation and the order of the
 training batches; the base model and the data are unchanged), so that a result at the margin can be
-told from a lucky draw; the *what it takes* table averages a setting over its seeds.
+told from a lucky draw; the *what it takes* table averages a setting over its seeds. ``--blind`` trains
+and tests the same setting with every picture replaced by one grey image: the question-only model of
+that very setting (same data, steps, replies), the reference a score that reads the image must clear.
 
 Each (task, epochs) probe is an ordinary resumable run folder under
-``<work>/<profile>/probes/<suite>/<preset>[__position<w>]/<task>__<method>__e<epochs>[__n<samples>][__<answer form>][__seed<s>]``
+``<work>/<profile>/probes/<suite>/<preset>[__position<w>]/<task>__<method>__e<epochs>[__n<samples>][__<answer form>][__seed<s>][__blind]``
 (predictions included), so an interrupted probe continues where it stopped and a finished one is read back instead
 of retrained. The table goes to ``results/<profile>/tables/<suite>_probe.{csv,md}``, and the suite's
 *what it takes* table (:mod:`cvitkit.report.what_it_takes`: every setting tried per task, in sequence
@@ -39,6 +41,7 @@ and alone, and which ones learned it) is rewritten beside it when the learnabili
     python -m cvitkit.probe --profile mini --suite coin --tasks ScienceQA --epochs 3 --answer-form value_letter
     python -m cvitkit.probe --profile mini --suite mllmcl_dcl --tasks Fin --epochs 30 --answer-form worked
     python -m cvitkit.probe --profile mini --suite mllmcl_dcl --tasks Fin --epochs 30 --answer-form worked --seed 1
+    python -m cvitkit.probe --profile mini --suite mllmcl_dcl --tasks AD --epochs 10 --blind
     python -m cvitkit.probe --profile mini --suite mllmcl_dcl --refresh-references
 """
 
@@ -57,6 +60,9 @@ from cvitkit.data.worked_answers import WORKED_FAMILIES, check_worked, worked_ag
 from cvitkit.errors import ConfigError, CvitkitError
 from cvitkit.profiles import Profile, available_profiles, load_profile
 from cvitkit.provenance import atomic_write_json, provenance, work_dir
+
+#: The one picture every record of a blind probe shows: mid-grey, so no pixel tells one question from another.
+BLANK_GREY = (128, 128, 128)
 
 #: Forms of the training replies: the task's own, value-first (multiple choice), worked (math, chart trend,
 #: grounding), scene-first (grounding, GUI).
@@ -83,11 +89,13 @@ def with_position_term(profile: Profile, weight: float) -> Profile:
 
 
 def _probe_dir(profile: Profile, suite: str, task: str, method: str, epochs: float, train_per_task: int | None,
-               answer_form: str = "letter", seed: int | None = None):
-    """The probe's run folder; ``seed`` is a training seed other than the profile's (its own folder)."""
+               answer_form: str = "letter", seed: int | None = None, blind: bool = False):
+    """The probe's run folder; ``seed`` is a training seed other than the profile's (its own folder), and a
+    blind probe has its own too."""
     name = f"{task}__{method}__e{epochs:g}" + (f"__n{train_per_task}" if train_per_task else "")
     name += "" if answer_form == "letter" else f"__{answer_form}"
     name += "" if seed is None else f"__seed{seed}"
+    name += "__blind" if blind else ""
     weight = profile.base.vision_position_weight
     model = profile.model.preset + (f"__position{weight:g}" if weight else "")
     return work_dir(profile.name) / "probes" / suite / model / name
@@ -107,13 +115,32 @@ def _probe_data(profile: Profile, spec, train_per_task: int | None):
     return load_suite_data(spec, root=root)
 
 
+def _blind(profile: Profile, suite_data, task: str):
+    """``suite_data`` whose ``task`` records (training and test) all show one grey picture of the profile's
+    image size, by absolute path; the other tasks' records are left as they are."""
+    from PIL import Image
+
+    size = profile.data.image_size
+    blank = work_dir(profile.name) / "probes" / "blank" / f"grey_{size}px.png"
+    if not blank.is_file():
+        blank.parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (size, size), BLANK_GREY).save(blank)
+
+    def shown_blank(records):
+        return [{**r, "image": str(blank.resolve())} for r in records]
+
+    return replace(suite_data, train={**suite_data.train, task: shown_blank(suite_data.train[task])},
+                   test={**suite_data.test, task: shown_blank(suite_data.test[task])})
+
+
 def probe_task(profile: Profile, suite_data, task: str, epochs: float, method: str = "lora_ft",
                log=print, train_per_task: int | None = None, answer_form: str = "letter",
-               seed: int | None = None) -> dict:
+               seed: int | None = None, blind: bool = False) -> dict:
     """Train ``method`` on ``task`` alone for ``epochs`` from the base model; its test score and cost.
 
     ``seed`` replaces the profile's training seed (``train.seed``: the adapter's initialisation and the
     batches' order), in a run folder of its own; the base model and the data do not depend on it.
+    ``blind`` shows every training and test record of the task one grey picture (:func:`_blind`).
 
     With ``answer_form="value_letter"`` the training replies name the option's value before its letter,
     the reply's letter is scored (``option_letter``), and the result adds the two parts of
@@ -141,6 +168,8 @@ def probe_task(profile: Profile, suite_data, task: str, epochs: float, method: s
         suite_data, spec = _value_first(suite_data, spec)
     elif answer_form in ("worked", "scene"):
         suite_data, spec, test_samples = _worked(profile, suite_data, spec, answer_form)
+    if blind:
+        suite_data = _blind(profile, suite_data, task)
     model, processor = load_base(profile, corpus=corpus())
     if answer_form != "letter":
         # the default budget is sized for the test references (the longest + 4); the steps come first
@@ -149,11 +178,12 @@ def probe_task(profile: Profile, suite_data, task: str, epochs: float, method: s
         profile = replace(profile, train=replace(profile.train, max_new_tokens=tokens))
     method_obj = build_method(method, method_preset(profile), {"epochs": epochs}, suite=suite,
                               seed=profile.train.seed)
-    run_dir = _probe_dir(profile, suite.name, task, method, epochs, train_per_task, answer_form, seed)
+    run_dir = _probe_dir(profile, suite.name, task, method, epochs, train_per_task, answer_form, seed, blind)
     if train_per_task:
         profile = replace(profile, data=replace(profile.data, train_per_task=train_per_task))
     # letter probes keep their config (and so their saved folders); other forms say so in theirs
     form = {} if answer_form == "letter" else {"answer_form": answer_form}
+    form.update({"blind": True} if blind else {})
     _start_or_resume(run_dir, run_config(profile, suite, method_obj, task=task, **form), False, log)
     base_dir = base_model_dir(profile)
     pretrainings = record_base_model(run_dir, base_dir, log) if base_dir is not None else []
@@ -231,14 +261,15 @@ def _agreement(predictions_file, test_records: list[dict], test_samples: dict | 
 def probe_suite(profile: str | Profile, suite: str, tasks: list[str] | None = None,
                 epochs: list[float] = (1.0,), method: str = "lora_ft", log=print,
                 train_per_task: int | None = None, answer_form: str = "letter",
-                seed: int | None = None) -> pd.DataFrame:
+                seed: int | None = None, blind: bool = False) -> pd.DataFrame:
     """Probe every task of ``tasks`` (default: all of ``suite``) at every value of ``epochs``.
 
     ``train_per_task`` trains on a larger (or smaller) synthetic training set than the profile's;
     ``answer_form="value_letter"`` trains multiple-choice tasks to reply ``<value> <letter>``, and
     ``"worked"`` math, chart-trend and grounding tasks to write what they read first, and ``"scene"``
     grounding and GUI tasks to list the scene first (see :func:`probe_task`);
-    ``seed`` trains with another training seed than the profile's.
+    ``seed`` trains with another training seed than the profile's; ``blind`` shows every record one grey
+    picture (its rows say ``blank`` under *images*, the others ``shown``).
     Returns one row per (task, epochs): training samples, answer form, training seed, the image-free references
     (chance, best constant answer, question prior, question-type prior), score, score - bar (the bar is the
     highest of the last three, as in :mod:`cvitkit.report.learnability`),
@@ -275,13 +306,14 @@ def probe_suite(profile: str | Profile, suite: str, tasks: list[str] | None = No
     for task in tasks or known:
         ref = image_free_references(specs[task], suite_data.train[task], suite_data.test[task])
         for n in epochs:
-            log(f"[probe] {suite}/{task}: {method}, {n:g} epoch(s)")
+            log(f"[probe] {suite}/{task}: {method}, {n:g} epoch(s)" + (", blank images" if blind else ""))
             result = probe_task(profile, suite_data, task, n, method, log=log, train_per_task=train_per_task,
-                                answer_form=answer_form, seed=seed)
+                                answer_form=answer_form, seed=seed, blind=blind)
             pretrainings[f"{task}, {n:g} epochs"] = result["base_model"]
             rows.append({"task": task, "scorer": specs[task].scorer, "model": model_label(profile),
                          "method": method, "epochs": n, "train samples": len(suite_data.train[task]),
                          "answer form": answer_form, "seed": profile_seed if seed is None else seed,
+                         "images": "blank" if blind else "shown",
                          **{k: round(ref[k], 1) for k in REFERENCE_COLUMNS},
                          "score": round(result["score"], 1), "score - bar": round(result["score"] - ref["bar"], 1),
                          "steps": result["steps"], "train seconds": result["train_seconds"],
@@ -297,7 +329,7 @@ def probe_suite(profile: str | Profile, suite: str, tasks: list[str] | None = No
     calls.append(provenance(profile=profile.name, suite=suite, model=model_label(profile), method=method,
                             tasks=list(tasks or known), epochs=list(epochs), train_per_task=train_per_task,
                             answer_form=answer_form, seed=profile_seed if seed is None else seed,
-                            base_model=pretrainings))
+                            blind=blind, base_model=pretrainings))
     atomic_write_json(sidecar, {"calls": calls})
     from cvitkit.report.what_it_takes import write_what_it_takes
 
@@ -352,14 +384,15 @@ def _merge_into(path, table: pd.DataFrame, task_order: list[str], profile_seed: 
     """Add ``table``'s probe rows to the CSV at ``path``, ordered by the suite's task order."""
     def order(merged: pd.DataFrame) -> pd.DataFrame:
         rank = merged["task"].map({t: i for i, t in enumerate(task_order)})
-        return (merged.assign(_order=rank).sort_values(["_order", "model", "method", "answer form", "train samples",
-                                                        "epochs", "seed"])
-                .drop(columns="_order"))
+        blind = merged["images"].eq("blank")  # a blind probe right after the probe with pictures it repeats
+        return (merged.assign(_order=rank, _blind=blind)
+                .sort_values(["_order", "model", "method", "answer form", "train samples", "epochs", "seed", "_blind"])
+                .drop(columns=["_order", "_blind"]))
 
-    # rows written before answer forms and seeds were a choice trained on the tasks' own replies with the
-    # profile's seed
-    merge_table(path, table, ["task", "model", "method", "epochs", "train samples", "answer form", "seed"], order,
-                defaults={"answer form": "letter", "seed": profile_seed})
+    # rows written before answer forms, seeds and blind probes were a choice trained on the tasks' own
+    # replies and pictures with the profile's seed
+    merge_table(path, table, ["task", "model", "method", "epochs", "train samples", "answer form", "seed", "images"],
+                order, defaults={"answer form": "letter", "seed": profile_seed, "images": "shown"})
 
 
 def merge_table(path, table: pd.DataFrame, key: list[str], order, defaults: dict | None = None) -> pd.DataFrame:
@@ -417,6 +450,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int,
                         help="training seed (the adapter's initialisation and the batches' order; default: the "
                              "profile's): repeats a probe in a folder and table row of its own")
+    parser.add_argument("--blind", action="store_true",
+                        help="show every training and test record of the task one grey picture: the question-only "
+                             "model of the same setting, a reference its score with pictures must clear")
     parser.add_argument("--data-root", help="real benchmark files (full profile)")
     parser.add_argument("--refresh-references", action="store_true",
                         help="train nothing: recompute the image-free references and score - bar of the suite's "
@@ -432,7 +468,8 @@ def main(argv: list[str] | None = None) -> int:
             print(refresh_references(profile, args.suite).to_markdown(index=False))
             return 0
         table = probe_suite(profile, args.suite, args.tasks, args.epochs, args.method,
-                            train_per_task=args.train_per_task, answer_form=args.answer_form, seed=args.seed)
+                            train_per_task=args.train_per_task, answer_form=args.answer_form, seed=args.seed,
+                            blind=args.blind)
     except CvitkitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -201,6 +201,36 @@ def test_another_training_seed_is_a_probe_of_its_own_and_the_profiles_seed_is_th
     assert [c["seed"] for c in calls] == [profile.train.seed, 3, profile.train.seed]
 
 
+def test_a_blind_probe_shows_every_record_of_the_task_one_grey_picture(micro_smoke_profile):
+    from PIL import Image
+
+    from cvitkit.data import load_profile_suite_data
+    from cvitkit.probe import BLANK_GREY, _blind
+
+    profile = micro_smoke_profile(batch_size=2)
+    probe_suite(profile, SUITE, ["Med"], [1.0], log=lambda *_: None)
+    blind = probe_suite(profile, SUITE, ["Med"], [1.0], log=lambda *_: None, blind=True)
+    assert list(blind["images"]) == ["blank"]
+    saved = pd.read_csv(profile.results_dir / "tables" / f"{SUITE}_probe.csv")
+    assert list(saved["images"]) == ["shown", "blank"]           # a row of its own beside the probe with pictures
+    probes = work_dir(profile.name) / "probes" / SUITE / "micro"
+    assert sorted(p.name for p in probes.iterdir()) == ["Med__lora_ft__e1", "Med__lora_ft__e1__blind"]
+    assert json.loads((probes / "Med__lora_ft__e1__blind" / "config.json").read_text())["blind"] is True
+    assert "blind" not in json.loads((probes / "Med__lora_ft__e1" / "config.json").read_text())
+    calls = json.loads((profile.results_dir / "tables" / f"{SUITE}_probe.json").read_text())["calls"]
+    assert [c["blind"] for c in calls] == [False, True]
+
+    # what it trained and was tested on: one uniform grey picture of the profile's size for every record of
+    # the task, the other tasks' records untouched
+    data = load_profile_suite_data(profile, SUITE)
+    blanked = _blind(profile, data, "Med")
+    images = {r["image"] for r in blanked.train["Med"] + blanked.test["Med"]}
+    assert len(images) == 1 and len(blanked.train["Med"]) == len(data.train["Med"])
+    with Image.open(images.pop()) as grey:
+        assert grey.size == (profile.data.image_size,) * 2 and set(grey.convert("RGB").getdata()) == {BLANK_GREY}
+    assert blanked.train["RS"] == data.train["RS"] and blanked.test["RS"] == data.test["RS"]
+
+
 @pytest.mark.parametrize("seed", [-1, 1.5, True])
 def test_probe_rejects_a_seed_that_is_not_a_whole_number(micro_smoke_profile, seed):
     with pytest.raises(ConfigError, match="training seed must be a whole number"):

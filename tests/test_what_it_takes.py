@@ -82,3 +82,23 @@ def test_a_setting_repeated_with_other_seeds_counts_once_at_its_mean():
     assert ad["learned by"] == "none"
     assert ad["best setting"] == "alone, tiny-3m, 10 epochs (mean of 2 seeds: 47, 41)"
     assert (ad["best score"], ad["best - bar"]) == (44.0, 7.0)
+
+
+def test_a_blind_probe_raises_the_bar_of_the_setting_it_repeats_and_is_no_setting_itself():
+    # 10 epochs alone: 47 with pictures, 10 above the bar (37); 45 with blank images, so 2 above the blind score
+    blind = _probes().iloc[[1]].assign(score=45.0, images="blank", **{"score - bar": 8.0})
+    probes = pd.concat([_probes().assign(images="shown"), blind], ignore_index=True)
+    table = what_it_takes(_learnability(), probes, margin=10.0, default_samples=1000)
+    ad = table.loc["AD"]
+    assert ad["settings tried"] == 4                                    # the blind run is not a setting
+    assert ad["learned by"] == "none"
+    # 42 - 37 = 5 in sequence is now the best distance: 47 - 45 = 2
+    assert (ad["best setting"], ad["best score"], ad["best - bar"]) == ("in sequence, 3 epochs", 42.0, 5.0)
+    assert ad["blank images"] == "alone, tiny-3m, 10 epochs: 45"
+    every = what_it_takes(_learnability(), probes, margin=-100.0, default_samples=1000).loc["AD", "learned by"]
+    assert "alone, tiny-3m, 10 epochs (blind: 45)" in every.split("; ")
+    # a blind score under the bar leaves the setting's distance to the bar as it was
+    low = what_it_takes(_learnability(), pd.concat([_probes(), blind.assign(score=30.0)], ignore_index=True),
+                        margin=10.0, default_samples=1000).loc["AD"]
+    assert low["learned by"] == "alone, tiny-3m, 10 epochs (blind: 30)"
+    assert table.loc["Sci", "blank images"] == ""

@@ -18,10 +18,17 @@ A probe repeated with other training seeds (``--seed``) is one setting whose sco
 seeds, :math:`\bar s = \frac{1}{K}\sum_k s_k`, and whose label lists them (``mean of 2 seeds: 45, 38``):
 the best of several seeds would be a lucky draw, not what the setting gives.
 
+A probe run with blank images (``--blind``: every picture one grey image) is the question-only model
+of its setting. It is not a setting of its own: it raises the bar of the setting it repeats, which
+learns the task only if it also clears the blind score by ``margin``,
+:math:`s - \max(\mathrm{bar}, s_\mathrm{blind}) \ge \mathrm{margin}`; its label says
+``blind: <score>``.
+
 A setting *learns* the task when its score is at least ``margin`` points above its bar (the bar is the
-highest of the best constant answer and the two question priors, :mod:`cvitkit.eval.chance`). Columns: the bar, the number of settings
-tried, the best score with its setting and its distance to the bar, and every setting that learned
-the task (``none`` when none did).
+highest of the best constant answer and the two question priors, :mod:`cvitkit.eval.chance`, and the
+blind score where there is one). Columns: the bar, the number of settings tried, the best score with
+its setting and its distance to the bar, every setting that learned the task (``none`` when none did)
+and the blind probes (``blank images``: setting and score).
 """
 
 from __future__ import annotations
@@ -58,18 +65,41 @@ def _probe_label(row: pd.Series, default_samples: int | None) -> str:
     return label
 
 
-def _probe_settings(probes: pd.DataFrame, default_samples: int | None) -> list[tuple[str, float, float]]:
-    """``(label, score, score - bar)`` per probe setting, the rows of one setting (its seeds) averaged."""
+def _grouped(probes: pd.DataFrame, default_samples: int | None) -> dict[str, list[tuple[float, float]]]:
+    """``{setting label: [(score, score - bar) of each of its rows (seeds)]}``."""
     grouped: dict[str, list[tuple[float, float]]] = {}
     for _, probe in probes.iterrows():
         grouped.setdefault(_probe_label(probe, default_samples), []).append(
             (float(probe["score"]), float(probe["score - bar"])))
+    return grouped
+
+
+def _blank(probes: pd.DataFrame) -> pd.Series:
+    """Which probe rows had blank images (none in tables written before blind probes)."""
+    return probes["images"].eq("blank") if "images" in probes else pd.Series(False, index=probes.index)
+
+
+def _probe_settings(probes: pd.DataFrame, default_samples: int | None) -> list[tuple[str, float, float]]:
+    """``(label, score, score - bar)`` per probe setting with pictures, the rows of one setting (its seeds)
+    averaged, the bar raised to the setting's blind score where it has one."""
+    blank = _blank(probes)
+    blind = {label: sum(s for s, _ in runs) / len(runs)
+             for label, runs in _grouped(probes[blank], default_samples).items()}
     settings = []
-    for label, runs in grouped.items():
-        if len(runs) > 1:
-            label += f" (mean of {len(runs)} seeds: {', '.join(f'{score:g}' for score, _ in runs)})"
-        settings.append((label, sum(s for s, _ in runs) / len(runs), sum(a for _, a in runs) / len(runs)))
+    for label, runs in _grouped(probes[~blank], default_samples).items():
+        score, above = sum(s for s, _ in runs) / len(runs), sum(a for _, a in runs) / len(runs)
+        notes = [f"mean of {len(runs)} seeds: {', '.join(f'{s:g}' for s, _ in runs)}"] if len(runs) > 1 else []
+        if label in blind:
+            above = min(above, score - blind[label])
+            notes.append(f"blind: {blind[label]:g}")
+        settings.append((label + (f" ({'; '.join(notes)})" if notes else ""), score, above))
     return settings
+
+
+def _blind_settings(probes: pd.DataFrame, default_samples: int | None) -> str:
+    """``label: score`` of each blind probe setting (seeds averaged), for the *blank images* column."""
+    grouped = _grouped(probes[_blank(probes)], default_samples)
+    return "; ".join(f"{label}: {sum(s for s, _ in runs) / len(runs):g}" for label, runs in grouped.items())
 
 
 def what_it_takes(learnability: pd.DataFrame, probes: pd.DataFrame | None = None,
@@ -81,16 +111,17 @@ def what_it_takes(learnability: pd.DataFrame, probes: pd.DataFrame | None = None
     rows, bars = [], table_bar(learnability)
     for task, row in learnability.iterrows():
         bar = float(bars[task])
-        settings = _sequence_settings(row, bar)
+        settings, blind = _sequence_settings(row, bar), ""
         if probes is not None and len(probes):
             settings += _probe_settings(probes[probes["task"] == task], default_samples)
+            blind = _blind_settings(probes[probes["task"] == task], default_samples)
         best = max(settings, key=lambda s: s[2]) if settings else None
         learned = [label for label, _, above in settings if above >= margin]
         rows.append({"task": task, "scorer": row["scorer"], "bar": round(bar, 1), "settings tried": len(settings),
                      "best score": None if best is None else round(best[1], 1),
                      "best - bar": None if best is None else round(best[2], 1),
                      "best setting": "" if best is None else best[0],
-                     "learned by": "; ".join(learned) if learned else "none"})
+                     "learned by": "; ".join(learned) if learned else "none", "blank images": blind})
     return pd.DataFrame(rows).set_index("task")
 
 
