@@ -333,7 +333,8 @@ def probe_suite(profile: str | Profile, suite: str, tasks: list[str] | None = No
     atomic_write_json(sidecar, {"calls": calls})
     from cvitkit.report.what_it_takes import write_what_it_takes
 
-    write_what_it_takes(path.parent, suite, default_samples=profile.data.sizes_for(suite)["train_per_task"])
+    write_what_it_takes(path.parent, suite, default_samples=profile.data.sizes_for(suite)["train_per_task"],
+                        sequence_model=profile.model.preset)
     return table
 
 
@@ -376,7 +377,7 @@ def refresh_references(profile: str | Profile, suite: str, log=print) -> pd.Data
     atomic_write_json(sidecar, {"calls": calls})
     from cvitkit.report.what_it_takes import write_what_it_takes
 
-    write_what_it_takes(path.parent, suite, default_samples=default)
+    write_what_it_takes(path.parent, suite, default_samples=default, sequence_model=profile.model.preset)
     return pd.read_csv(path)
 
 

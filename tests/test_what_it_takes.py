@@ -102,3 +102,18 @@ def test_a_blind_probe_raises_the_bar_of_the_setting_it_repeats_and_is_no_settin
                         margin=10.0, default_samples=1000).loc["AD"]
     assert low["learned by"] == "alone, tiny-3m, 10 epochs (blind: 30)"
     assert table.loc["Sci", "blank images"] == ""
+
+
+def test_the_sequence_is_held_to_the_blind_probe_of_its_model_and_epochs_alone():
+    # 3 epochs in sequence: AD 42 (bar 37, +5) and Sci 52 (bar 41, +11); blind alone at 3 epochs: Sci 44
+    blind = pd.DataFrame([{"task": "Sci", "model": "tiny-3m", "method": "lora_ft", "epochs": 3.0,
+                           "train samples": 1000, "images": "blank", "score": 44.0, "score - bar": 3.0}])
+    probes = pd.concat([_probes().assign(images="shown"), blind], ignore_index=True)
+    sci = what_it_takes(_learnability(), probes, margin=10.0, default_samples=1000, sequence_model="tiny-3m").loc["Sci"]
+    assert sci["learned by"] == "none"                                  # 52 - 44 = 8
+    assert sci["best setting"] == "in sequence, 3 epochs (blind alone: 44)" and sci["best - bar"] == 8.0
+    # another model's blind probe, or none named for the sequence, leaves it as it was
+    other = what_it_takes(_learnability(), probes, margin=10.0, default_samples=1000, sequence_model="tiny-20m")
+    assert other.loc["Sci", "learned by"] == "in sequence, 3 epochs"
+    assert what_it_takes(_learnability(), probes, margin=10.0, default_samples=1000).loc["Sci", "learned by"] \
+        == "in sequence, 3 epochs"

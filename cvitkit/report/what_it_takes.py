@@ -22,7 +22,9 @@ A probe run with blank images (``--blind``: every picture one grey image) is the
 of its setting. It is not a setting of its own: it raises the bar of the setting it repeats, which
 learns the task only if it also clears the blind score by ``margin``,
 :math:`s - \max(\mathrm{bar}, s_\mathrm{blind}) \ge \mathrm{margin}`; its label says
-``blind: <score>``.
+``blind: <score>``. ``in sequence, <n> epochs`` is held to the blind probe of the same model
+(``sequence_model``, the profile's), epochs, training set and replies, trained alone: the same steps on
+the task's own records, from the base model instead of the adapter the earlier tasks left.
 
 A setting *learns* the task when its score is at least ``margin`` points above its bar (the bar is the
 highest of the best constant answer and the two question priors, :mod:`cvitkit.eval.chance`, and the
@@ -45,18 +47,32 @@ ANSWER_FORM_LABELS = {"value_letter": ", value-first replies", "worked": ", work
                       "scene": ", scene-first replies"}
 
 
-def _sequence_settings(row: pd.Series, bar: float) -> list[tuple[str, float, float]]:
-    """``(label, score, score - bar)`` of the continual runs' :math:`R_{t,t}` found in a learnability row."""
+#: The continual runs' settings: label, learnability column, epochs per task.
+SEQUENCE_SETTINGS = (("in sequence, 1 epoch", "LoRA-FT R_tt", 1.0), ("in sequence, 3 epochs", "LoRA-FT 3 epochs R_tt", 3.0))
+
+
+def _epochs_label(epochs: float) -> str:
+    return f"{epochs:g} epoch{'' if epochs == 1 else 's'}"
+
+
+def _sequence_settings(row: pd.Series, bar: float, blind: dict[str, float],
+                       sequence_model: str | None) -> list[tuple[str, float, float]]:
+    """``(label, score, score - bar)`` of the continual runs' :math:`R_{t,t}` found in a learnability row,
+    the bar raised to the blind score of the same model and epochs alone (``blind``: label -> score)."""
     found = []
-    for label, column in (("in sequence, 1 epoch", "LoRA-FT R_tt"), ("in sequence, 3 epochs", "LoRA-FT 3 epochs R_tt")):
+    for label, column, epochs in SEQUENCE_SETTINGS:
         if column in row and pd.notna(row[column]):
-            found.append((label, float(row[column]), float(row[column]) - bar))
+            score, above = float(row[column]), float(row[column]) - bar
+            matched = blind.get(f"alone, {sequence_model}, {_epochs_label(epochs)}") if sequence_model else None
+            if matched is not None:
+                above = min(above, score - matched)
+                label += f" (blind alone: {matched:g})"
+            found.append((label, score, above))
     return found
 
 
 def _probe_label(row: pd.Series, default_samples: int | None) -> str:
-    epochs = float(row["epochs"])
-    label = f"alone, {row['model']}, {epochs:g} epoch{'' if epochs == 1 else 's'}"
+    label = f"alone, {row['model']}, {_epochs_label(float(row['epochs']))}"
     if row.get("method", "lora_ft") != "lora_ft":
         label += f", {row['method']}"
     if default_samples is not None and int(row["train samples"]) != default_samples:
@@ -79,12 +95,16 @@ def _blank(probes: pd.DataFrame) -> pd.Series:
     return probes["images"].eq("blank") if "images" in probes else pd.Series(False, index=probes.index)
 
 
+def _blind_scores(probes: pd.DataFrame, default_samples: int | None) -> dict[str, float]:
+    """``{setting label: mean score over its seeds}`` of the blind probes."""
+    return {label: sum(s for s, _ in runs) / len(runs)
+            for label, runs in _grouped(probes[_blank(probes)], default_samples).items()}
+
+
 def _probe_settings(probes: pd.DataFrame, default_samples: int | None) -> list[tuple[str, float, float]]:
     """``(label, score, score - bar)`` per probe setting with pictures, the rows of one setting (its seeds)
     averaged, the bar raised to the setting's blind score where it has one."""
-    blank = _blank(probes)
-    blind = {label: sum(s for s, _ in runs) / len(runs)
-             for label, runs in _grouped(probes[blank], default_samples).items()}
+    blank, blind = _blank(probes), _blind_scores(probes, default_samples)
     settings = []
     for label, runs in _grouped(probes[~blank], default_samples).items():
         score, above = sum(s for s, _ in runs) / len(runs), sum(a for _, a in runs) / len(runs)
@@ -96,37 +116,37 @@ def _probe_settings(probes: pd.DataFrame, default_samples: int | None) -> list[t
     return settings
 
 
-def _blind_settings(probes: pd.DataFrame, default_samples: int | None) -> str:
-    """``label: score`` of each blind probe setting (seeds averaged), for the *blank images* column."""
-    grouped = _grouped(probes[_blank(probes)], default_samples)
-    return "; ".join(f"{label}: {sum(s for s, _ in runs) / len(runs):g}" for label, runs in grouped.items())
-
-
 def what_it_takes(learnability: pd.DataFrame, probes: pd.DataFrame | None = None,
-                  margin: float = LEARNED_MARGIN, default_samples: int | None = None) -> pd.DataFrame:
+                  margin: float = LEARNED_MARGIN, default_samples: int | None = None,
+                  sequence_model: str | None = None) -> pd.DataFrame:
     """One row per task of ``learnability`` (indexed by task, as written by ``03_evaluate``).
 
     ``probes`` are the suite's probe rows (``<suite>_probe.csv``), optional; ``default_samples`` is the
-    profile's training-set size per task, so that only probes on another size name theirs."""
+    profile's training-set size per task, so that only probes on another size name theirs;
+    ``sequence_model`` is the continual runs' model as probe rows name it (the profile's preset), whose
+    blind probes alone hold the in-sequence settings."""
     rows, bars = [], table_bar(learnability)
+    no_probes = probes is None or not len(probes)
     for task, row in learnability.iterrows():
         bar = float(bars[task])
-        settings, blind = _sequence_settings(row, bar), ""
-        if probes is not None and len(probes):
-            settings += _probe_settings(probes[probes["task"] == task], default_samples)
-            blind = _blind_settings(probes[probes["task"] == task], default_samples)
+        mine = None if no_probes else probes[probes["task"] == task]
+        blind = {} if no_probes else _blind_scores(mine, default_samples)
+        settings = _sequence_settings(row, bar, blind, sequence_model)
+        if not no_probes:
+            settings += _probe_settings(mine, default_samples)
         best = max(settings, key=lambda s: s[2]) if settings else None
         learned = [label for label, _, above in settings if above >= margin]
         rows.append({"task": task, "scorer": row["scorer"], "bar": round(bar, 1), "settings tried": len(settings),
                      "best score": None if best is None else round(best[1], 1),
                      "best - bar": None if best is None else round(best[2], 1),
                      "best setting": "" if best is None else best[0],
-                     "learned by": "; ".join(learned) if learned else "none", "blank images": blind})
+                     "learned by": "; ".join(learned) if learned else "none",
+                     "blank images": "; ".join(f"{label}: {score:g}" for label, score in blind.items())})
     return pd.DataFrame(rows).set_index("task")
 
 
 def write_what_it_takes(tables: str | Path, suite: str, default_samples: int | None = None,
-                        margin: float = LEARNED_MARGIN) -> pd.DataFrame | None:
+                        margin: float = LEARNED_MARGIN, sequence_model: str | None = None) -> pd.DataFrame | None:
     """Build the table from ``<tables>/<suite>_learnability.csv`` and ``<suite>_probe.csv`` (if any) and
     write ``<suite>_what_it_takes.{csv,md}``; ``None`` (nothing written) without a learnability table."""
     tables = Path(tables)
@@ -135,6 +155,6 @@ def write_what_it_takes(tables: str | Path, suite: str, default_samples: int | N
         return None
     probe_file = tables / f"{suite}_probe.csv"
     probes = pd.read_csv(probe_file) if probe_file.is_file() else None
-    table = what_it_takes(pd.read_csv(source, index_col="task"), probes, margin, default_samples)
+    table = what_it_takes(pd.read_csv(source, index_col="task"), probes, margin, default_samples, sequence_model)
     write_frame(table, tables, f"{suite}_what_it_takes")
     return table
