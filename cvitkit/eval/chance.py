@@ -98,21 +98,27 @@ def _training_question(record: dict) -> str:
     return question_key(turns[-1]["value"]) if turns else ""
 
 
+def _prior_score(task, train_records: list[dict], test_records: list[dict], answers: list[str], key) -> float:
+    """Each test question answered with the most frequent training answer of its ``key`` (a function of
+    the normalised question text), the training majority for a key never seen; scored by the task."""
+    from cvitkit.eval.scorers import score
+
+    by_key: dict[str, Counter] = {}
+    for record, answer in zip(train_records, answers):
+        by_key.setdefault(key(_training_question(record)), Counter())[answer] += 1
+    fallback = Counter(answers).most_common(1)[0][0]
+    keys = (key(question_key(str(r.get("text", "")))) for r in test_records)
+    guesses = [by_key[k].most_common(1)[0][0] if k in by_key else fallback for k in keys]
+    result = score(task.scorer, guesses, [r["answer"] for r in test_records], **(task.scorer_params or {}))
+    return float(result.score)
+
+
 def question_prior_score(task, train_records: list[dict], test_records: list[dict]) -> float:
     """The question-only baseline of ``task``: each test question answered with the most frequent training
     answer to the same question text (the training majority for a question never seen in training),
     scored with the task's scorer (see the module notes)."""
-    from cvitkit.eval.scorers import score
-
     answers = training_answers(train_records, f"task {task.name}")
-    by_question: dict[str, Counter] = {}
-    for record, answer in zip(train_records, answers):
-        by_question.setdefault(_training_question(record), Counter())[answer] += 1
-    fallback = Counter(answers).most_common(1)[0][0]
-    guesses = [by_question[q].most_common(1)[0][0] if q in by_question else fallback
-               for q in (question_key(str(r.get("text", ""))) for r in test_records)]
-    result = score(task.scorer, guesses, [r["answer"] for r in test_records], **(task.scorer_params or {}))
-    return float(result.score)
+    return _prior_score(task, train_records, test_records, answers, key=lambda q: q)
 
 
 def answer_words(answers: list[str], max_words: int = MAX_SLOT_WORDS) -> set[str]:
@@ -136,18 +142,9 @@ def question_type_prior_score(task, train_records: list[dict], test_records: lis
     training answer of its type (the question with its answer words masked, :func:`question_type`), the
     training majority for a type never seen in training, scored with the task's scorer (see the module
     notes)."""
-    from cvitkit.eval.scorers import score
-
     answers = training_answers(train_records, f"task {task.name}")
     slots = answer_words(answers)
-    by_type: dict[str, Counter] = {}
-    for record, answer in zip(train_records, answers):
-        by_type.setdefault(question_type(_training_question(record), slots), Counter())[answer] += 1
-    fallback = Counter(answers).most_common(1)[0][0]
-    types = (question_type(str(r.get("text", "")), slots) for r in test_records)
-    guesses = [by_type[t].most_common(1)[0][0] if t in by_type else fallback for t in types]
-    result = score(task.scorer, guesses, [r["answer"] for r in test_records], **(task.scorer_params or {}))
-    return float(result.score)
+    return _prior_score(task, train_records, test_records, answers, key=lambda q: question_type(q, slots))
 
 
 def chance_score(task, train_records: list[dict], test_records: list[dict]) -> float:
