@@ -101,12 +101,12 @@ def _blind_scores(probes: pd.DataFrame, default_samples: int | None) -> dict[str
             for label, runs in _grouped(probes[_blank(probes)], default_samples).items()}
 
 
-def _probe_settings(probes: pd.DataFrame, default_samples: int | None) -> list[tuple[str, float, float]]:
+def _probe_settings(probes: pd.DataFrame, default_samples: int | None,
+                    blind: dict[str, float]) -> list[tuple[str, float, float]]:
     """``(label, score, score - bar)`` per probe setting with pictures, the rows of one setting (its seeds)
-    averaged, the bar raised to the setting's blind score where it has one."""
-    blank, blind = _blank(probes), _blind_scores(probes, default_samples)
+    averaged, the bar raised to the setting's blind score where it has one (``blind``, :func:`_blind_scores`)."""
     settings = []
-    for label, runs in _grouped(probes[~blank], default_samples).items():
+    for label, runs in _grouped(probes[~_blank(probes)], default_samples).items():
         score, above = sum(s for s, _ in runs) / len(runs), sum(a for _, a in runs) / len(runs)
         notes = [f"mean of {len(runs)} seeds: {', '.join(f'{s:g}' for s, _ in runs)}"] if len(runs) > 1 else []
         if label in blind:
@@ -133,7 +133,7 @@ def what_it_takes(learnability: pd.DataFrame, probes: pd.DataFrame | None = None
         blind = {} if no_probes else _blind_scores(mine, default_samples)
         settings = _sequence_settings(row, bar, blind, sequence_model)
         if not no_probes:
-            settings += _probe_settings(mine, default_samples)
+            settings += _probe_settings(mine, default_samples, blind)
         best = max(settings, key=lambda s: s[2]) if settings else None
         learned = [label for label, _, above in settings if above >= margin]
         rows.append({"task": task, "scorer": row["scorer"], "bar": round(bar, 1), "settings tried": len(settings),
