@@ -17,9 +17,10 @@ replies that name the option's value before its letter (``--answer-form value_le
 ``option_letter`` rule parses from the reply) and, for math, chart-trend and grounding tasks, worked
 replies that write what they read before the answer (``--answer-form worked``, see
 :mod:`cvitkit.data.worked_answers`: ``3+4=7``, ``down up no``, ``top left [0.1, 0.1, 0.3, 0.3]``; only
-the final answer is scored, by the task's own scorer), and, for grounding and GUI, scene-first replies
-that list every object with its cell before looking the named one up (``--answer-form scene``, see
-:mod:`cvitkit.data.scene_answers`). All three add two
+the final answer is scored, by the task's own scorer), and, for grounding, GUI, VQA and relation tasks,
+scene-first replies that list every object with its cell before looking up the ones asked about
+(``--answer-form scene``, see :mod:`cvitkit.data.scene_answers` and
+:mod:`cvitkit.data.scene_questions`). All three add two
 columns that tell the reading step from the last one: *reading right* and *answer follows its reading*.
 ``--seed`` repeats a probe with another training seed (the adapter's initialisation and the order of the
 training batches; the base model and the data are unchanged), so that a result at the margin can be
@@ -65,7 +66,7 @@ from cvitkit.provenance import atomic_write_json, provenance, work_dir
 BLANK_GREY = (128, 128, 128)
 
 #: Forms of the training replies: the task's own, value-first (multiple choice), worked (math, chart trend,
-#: grounding), scene-first (grounding, GUI).
+#: grounding), scene-first (grounding, GUI, VQA, relation).
 ANSWER_FORMS = ("letter", "value_letter", "worked", "scene")
 
 
@@ -146,8 +147,8 @@ def probe_task(profile: Profile, suite_data, task: str, epochs: float, method: s
     the reply's letter is scored (``option_letter``), and the result adds the two parts of
     :func:`~cvitkit.data.option_answers.value_letter_agreement`. With ``"worked"`` they write what the
     picture shows before the answer, the answer is scored by the task's own scorer (``final_answer``), and
-    the result adds :func:`~cvitkit.data.worked_answers.worked_agreement`. With ``"scene"`` (grounding, GUI)
-    they list the scene before the answer, which is scored likewise, and the result adds
+    the result adds :func:`~cvitkit.data.worked_answers.worked_agreement`. With ``"scene"`` (grounding, GUI,
+    VQA, relation) they list the scene before the answer, which is scored likewise, and the result adds
     :func:`~cvitkit.data.scene_answers.scene_agreement`."""
     from cvitkit.data import corpus
     from cvitkit.eval.chance import training_answers
@@ -225,8 +226,8 @@ def _worked(profile: Profile, suite_data, spec, form: str = "worked"):
         check_worked(spec)
     elif spec.family not in SCENE_FAMILIES:
         raise ConfigError(f"task {spec.name} ({spec.family}) has no scene-first reply: it lists the objects of a "
-                          "grounding picture or the buttons of a screen. Fix: use --answer-form scene on grounding "
-                          "and GUI tasks (e.g. CoIN Grounding, ACL GUI).")
+                          "picture or the buttons of a screen. Fix: use --answer-form scene on grounding, GUI, "
+                          "VQA and relation tasks (e.g. CoIN Grounding, ACL GUI, DCL AD, CoIN VQAv2).")
     if profile.data_root:
         raise ConfigError(f"{form} replies draw each sample again from its seed to know what it shows; they "
                           "need the kit's synthetic data, not --data-root.")
@@ -267,7 +268,7 @@ def probe_suite(profile: str | Profile, suite: str, tasks: list[str] | None = No
     ``train_per_task`` trains on a larger (or smaller) synthetic training set than the profile's;
     ``answer_form="value_letter"`` trains multiple-choice tasks to reply ``<value> <letter>``, and
     ``"worked"`` math, chart-trend and grounding tasks to write what they read first, and ``"scene"``
-    grounding and GUI tasks to list the scene first (see :func:`probe_task`);
+    grounding, GUI, VQA and relation tasks to list the scene first (see :func:`probe_task`);
     ``seed`` trains with another training seed than the profile's; ``blind`` shows every record one grey
     picture (its rows say ``blank`` under *images*, the others ``shown``).
     Returns one row per (task, epochs): training samples, answer form, training seed, the image-free references
@@ -446,8 +447,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="train on the task's own replies (letter), on '<value> <letter>' replies to "
                              "multiple-choice questions (value_letter, cvitkit/data/option_answers.py) or on "
                              "worked replies to math, chart-trend and grounding questions (worked, "
-                             "cvitkit/data/worked_answers.py) or on replies to grounding and GUI questions that "
-                             "list the scene first (scene, cvitkit/data/scene_answers.py)")
+                             "cvitkit/data/worked_answers.py) or on replies to grounding, GUI, VQA and relation "
+                             "questions that list the scene first (scene, cvitkit/data/scene_answers.py, "
+                             "scene_questions.py)")
     parser.add_argument("--seed", type=int,
                         help="training seed (the adapter's initialisation and the batches' order; default: the "
                              "profile's): repeats a probe in a folder and table row of its own")

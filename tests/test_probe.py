@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from cvitkit.errors import ConfigError
-from cvitkit.probe import _probe_dir, model_label, probe_suite, refresh_references, with_position_term
+from cvitkit.probe import STEPS_FIRST_TOKENS, _probe_dir, model_label, probe_suite, refresh_references, with_position_term
 from cvitkit.provenance import work_dir
 
 SUITE = "mllmcl_dcl"
@@ -177,6 +177,21 @@ def test_worked_probe_trains_on_worked_replies_and_scores_their_final_answer(mic
         assert reply["score"] == (expected if last else 0.0)
 
 
+def test_scene_first_probe_of_a_relation_task_scores_the_word_after_the_last_colon(micro_smoke_profile):
+    from cvitkit.eval.scorers import score
+
+    profile = micro_smoke_profile(batch_size=2)
+    table = probe_suite(profile, SUITE, ["AD"], [1.0], log=lambda *_: None, answer_form="scene")
+
+    replies, test = _replies_of_probe(profile, table.iloc[0], "AD", "scene", "bounded_substring")
+    for reply in replies:
+        tail = reply["text"].rpartition(":")[2].strip() if ":" in reply["text"] else ""
+        expected = score("bounded_substring", [tail], [test[reply["question_id"]]["answer"]]).per_sample[0]
+        assert reply["score"] == (expected if tail else 0.0)
+    # the generation budget was sized to the training replies: scenes, longer than any short worked reply
+    folder = _probe_dir(profile, SUITE, "AD", "lora_ft", 1.0, None, "scene")
+    assert json.loads((folder / "config.json").read_text())["train"]["max_new_tokens"] > STEPS_FIRST_TOKENS
+
 def test_worked_answers_need_a_math_chart_trend_or_grounding_task(micro_smoke_profile):
     with pytest.raises(ConfigError, match="no worked reply.*value_letter"):
         probe_suite(micro_smoke_profile(batch_size=2), SUITE, ["Sci"], [1.0], log=lambda *_: None,
@@ -260,6 +275,6 @@ def test_scene_first_probe_lists_the_scene_and_scores_the_last_box(micro_smoke_p
 
 
 def test_scene_first_replies_need_a_grounding_task(micro_smoke_profile):
-    with pytest.raises(ConfigError, match="no scene-first reply.*Fix: use --answer-form scene on grounding and GUI"):
+    with pytest.raises(ConfigError, match="no scene-first reply.*Fix: use --answer-form scene on grounding, GUI, VQA and relation"):
         probe_suite(micro_smoke_profile(batch_size=2), SUITE, ["Fin"], [1.0], log=lambda *_: None,
                     answer_form="scene")

@@ -71,7 +71,7 @@ def test_scene_replies_rewrite_grounding_records_and_refuse_other_samples():
     rewritten = worked_records([record], [s], reply=scene_reply)[0]
     assert rewritten["conversations"][1]["value"] == scene_reply(s) and record["conversations"][1]["value"] == s.answer
     math = generate("math", "diagram", {"mode": "digits", "ops": ["+"]}, random.Random(0), 32)
-    with pytest.raises(DataError, match="record 'm1'.*neither a grounding nor a GUI one.*Fix"):
+    with pytest.raises(DataError, match="record 'm1'.*not a grounding, GUI, VQA or relation one.*Fix"):
         scene_reply(math, {"id": "m1"})
     with pytest.raises(ValueError, match="equally many"):
         scene_agreement(["x"], [])

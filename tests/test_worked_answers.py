@@ -38,6 +38,24 @@ def test_math_reply_writes_the_expression_then_its_result():
         assert int(result) == eval(expression)   # noqa: S307 (two digits and an operator, generated here)
 
 
+def test_object_count_reply_writes_the_counts_from_the_picture_then_the_result():
+    """CLEVR-Math: the operands are counted here from the drawn objects and the question's words."""
+    for seed in range(30):
+        s = generate("math", "render", {"mode": "objects"}, random.Random(seed), 64)
+        reply = worked_reply(s, _record(s.question, s.answer))
+        objs, words = s.truth["objects"], s.question.lower().rstrip("?.").split()
+        if s.truth["operation"] == "add":
+            kind = next(o["kind"] for o in objs if any(w.startswith(o["kind"]) for w in words))
+            added = next(int(w) for w in words if w.isdigit())
+            expected = f"{sum(o['kind'] == kind for o in objs)}+{added}"
+        else:
+            taken = sum(o["colour"] in words or any(w.startswith(o["kind"]) for w in words) for o in objs)
+            expected = f"{len(objs)}-{taken}"
+        assert reply == f"{expected}={s.answer}"
+    assert worked_agreement([""], ["5-2=3"], [_sample({"a": 5, "op": "-", "b": 2, "result": 3})]) == \
+        dict(zip(AGREEMENT_COLUMNS, (100.0, 100.0)))
+
+
 def test_chart_replies_write_asked_and_seen_direction_or_the_options_value():
     opts = {"chart": "candle", "answer_format": "mixed", "trends": ["up", "down"]}
     seen = set()
@@ -98,9 +116,10 @@ def test_sample_index_reads_back_sample_id_and_names_a_foreign_id():
         sample_index("vqa_12345")
 
 
-def test_only_math_digits_and_chart_trend_tasks_have_a_worked_form():
+def test_only_math_chart_trend_and_grounding_tasks_have_a_worked_form():
     check_worked(FIN)
     check_worked(MATH)
+    check_worked({t.name: t for t in load_suite("ucit").tasks}["CLEVR"])
     check_worked(GROUNDING)
     sci = {t.name: t for t in load_suite("mllmcl_dcl").tasks}["Sci"]
     with pytest.raises(ConfigError, match="no worked reply.*--answer-form value_letter"):

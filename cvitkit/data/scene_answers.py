@@ -21,37 +21,28 @@ button named by its label: ``home top left, send middle right. send middle right
 Two columns tell the steps apart (:func:`scene_agreement`): *reading right*, the scene places the
 named object in its own cell (the vision step for the target); *answer follows its reading*, the box
 lies in the cell the reply's own scene gives the named object (the lookup and the box). Like the worked
-form it needs the objects a picture shows, so it applies to the kit's synthetic grounding and GUI data
-only (``python -m cvitkit.probe --answer-form scene``).
+form it needs the objects a picture shows, so it applies to the kit's synthetic data only (``python -m
+cvitkit.probe --answer-form scene``). One-word questions about the scene (VQA, spatial relations) have
+a scene-first reply of the same kind, :mod:`cvitkit.data.scene_questions`; this module dispatches to
+it, and the scene's text itself lives in :mod:`cvitkit.data.scene_text`.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 from cvitkit.data.option_answers import AGREEMENT_COLUMNS
-from cvitkit.data.worked_answers import COLUMNS, ROWS, box_cell
+from cvitkit.data.scene_questions import QUESTION_FAMILIES, question_reads, question_reply
+from cvitkit.data.scene_text import SCENE_END, cell_of, describe, name_of, read_scene
+from cvitkit.data.worked_answers import box_cell
 from cvitkit.errors import DataError
 from cvitkit.eval.text_norm import parse_box, parse_point
 
-#: Families with a scene-first reply, and the bracket that opens each one's answer (a box, a point).
-SCENE_FAMILIES = {"ground": "[", "gui": "("}
+#: Families with a scene-first reply, and what opens each one's answer: a box's ``[``, a point's ``(``,
+#: or the ``:`` before a word (questions about the scene, :mod:`cvitkit.data.scene_questions`).
+SCENE_FAMILIES = {"ground": "[", "gui": "(", **QUESTION_FAMILIES}
 
-#: Between the scene and the answer; between the scene's objects.
-SCENE_END, OBJECT_SEP = ". ", ", "
-
-#: The cells a scene names, in reading order (the order its objects are listed in).
-CELLS = tuple(f"{r} {c}" for r in ROWS for c in COLUMNS)
-
-
-def _cell(obj: dict, size: int) -> str:
-    return box_cell([v / size for v in obj["box"]])
-
-
-def _name(obj: dict) -> str:
-    """How the scene names an object: a button by its label, anything else by colour and kind."""
-    return obj["label"] if "label" in obj else f"{obj['colour']} {obj['kind']}"
+__all__ = ["SCENE_FAMILIES", "read_scene", "scene_agreement", "scene_reply"]
 
 
 def _phrase(sample) -> str:
@@ -60,33 +51,25 @@ def _phrase(sample) -> str:
     return t["expr"].removeprefix("the ") if "expr" in t else t["target"]["label"]
 
 
+def _points(truth: dict) -> bool:
+    """Whether a sample asks for a box (a phrase names its object) or a click (a label names its button)."""
+    return "objects" in truth and ("expr" in truth or "label" in truth.get("target", {}))
+
+
 def scene_reply(sample, record: dict | None = None) -> str:
-    """The scene-first reply to a grounding or GUI ``sample`` (drawn again with its truth: the objects,
-    the target and the phrase or label naming it).
+    """The scene-first reply to a grounding, GUI, VQA or relation ``sample`` (drawn again with its truth:
+    the objects, and the target and phrase or the question's type and terms).
 
     ``record`` (the training record, for the error message only) follows the signature of
     :func:`~cvitkit.data.worked_answers.worked_reply`."""
     t = sample.truth
-    if "objects" not in t or "expr" not in t and "label" not in t.get("target", {}):
-        raise DataError(f"record {(record or {}).get('id', '?')!r}: its sample is neither a grounding nor a GUI "
-                        f"one (truth {sorted(t)}). Fix: use scene-first replies on grounding and GUI tasks only.")
+    if "question" in t and "objects" in t:
+        return question_reply(sample)
+    if not _points(t):
+        raise DataError(f"record {(record or {}).get('id', '?')!r}: its sample is not a grounding, GUI, VQA or "
+                        f"relation one (truth {sorted(t)}). Fix: use scene-first replies on those tasks only.")
     size = sample.image.size[0]
-    objects = sorted(t["objects"], key=lambda o: CELLS.index(_cell(o, size)))
-    scene = OBJECT_SEP.join(f"{_name(o)} {_cell(o, size)}" for o in objects)
-    return f"{scene}{SCENE_END}{_phrase(sample)} {_cell(t['target'], size)} {sample.answer}"
-
-
-def read_scene(reply: str) -> list[tuple[str, str]]:
-    """``(name, cell)`` per object of a scene-first reply's scene: ``[("red car", "bottom left"), ...]``;
-    entries that do not end with a cell are skipped."""
-    before_answer = re.split(r"[\[(]", reply, maxsplit=1)[0]   # the answer's numbers have points too
-    scene = before_answer.rpartition(SCENE_END.strip())[0]
-    out = []
-    for entry in scene.split(OBJECT_SEP.strip()):
-        words = entry.split()
-        if len(words) > 2 and " ".join(words[-2:]) in CELLS:
-            out.append((" ".join(words[:-2]), " ".join(words[-2:])))
-    return out
+    return f"{describe(t['objects'], size)}{SCENE_END}{_phrase(sample)} {cell_of(t['target'], size)} {sample.answer}"
 
 
 def _named(scene: list[tuple[str, str]], phrase: str) -> str | None:
@@ -112,7 +95,7 @@ def _reads(reply: str, sample) -> tuple[bool, bool]:
     """(reading right, answer follows the reading) for one scene-first reply."""
     scene, phrase = read_scene(reply), _phrase(sample)
     target = sample.truth["target"]
-    placed = (_name(target), _cell(target, sample.image.size[0])) in scene
+    placed = (name_of(target), cell_of(target, sample.image.size[0])) in scene
     listed = _named(scene, phrase)
     answered = _answer_cell(reply, "[" if "expr" in sample.truth else "(")
     return placed, listed is not None and answered == listed
@@ -125,6 +108,6 @@ def scene_agreement(replies: Sequence[str], samples: Sequence) -> dict:
     if len(replies) != len(samples) or not replies:
         raise ValueError(f"need equally many replies and samples (at least one), got {len(replies)} and "
                          f"{len(samples)}.")
-    reads = [_reads(r, s) for r, s in zip(replies, samples)]
+    reads = [question_reads(r, s) if "question" in s.truth else _reads(r, s) for r, s in zip(replies, samples)]
     n = len(reads)
     return dict(zip(AGREEMENT_COLUMNS, (100 * sum(a for a, _ in reads) / n, 100 * sum(b for _, b in reads) / n)))

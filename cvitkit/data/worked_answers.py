@@ -1,7 +1,8 @@
 """Worked replies: the reply writes what it read from the picture, then the answer.
 
 Some synthetic tasks ask for an answer two steps away from the picture: ACL Math shows ``3+4=?`` and
-wants ``7`` (read the digits, then add); DCL Fin shows a candlestick chart and asks "Does the stock price
+wants ``7`` (read the digits, then add); UCIT CLEVR asks how many objects are left when the red ones
+are taken away (count them all and the red ones, then subtract); DCL Fin shows a candlestick chart and asks "Does the stock price
 go down?" (see the trend, then compare it with the asked direction); CoIN Grounding wants the box of
 "the red car" (find it, then write its corners). A letter-only, number-only or box-only training reply
 supervises neither step on its own. A *worked* reply spells the steps out, so that each
@@ -11,6 +12,9 @@ is trained directly and can be checked apart (:func:`worked_agreement`):
 family (questions)             plain reply                  worked reply
 =============================  ===========================  ===========================================
 ``math`` (digits)              ``7``                        ``3+4=7``: the expression read, its result
+``math`` (objects, CLEVR)      ``3``                        ``5-2=3``: the objects counted (all of them,
+                                                            those taken away or of the kind added to)
+                                                            and the number the question adds, the result
 ``chart`` (trend, yes/no)      ``no``                       ``down up no``: asked, seen, the comparison
 ``chart`` (trend, letter)      ``B``                        ``up B``: the option's value, its letter
 ``ground`` (referring boxes)   ``[0.1, 0.6, 0.3, 0.9]``     ``bottom left [0.1, 0.6, 0.3, 0.9]``: the
@@ -56,13 +60,13 @@ def check_worked(task) -> None:
     from cvitkit.data.synthetic import check_options
 
     opts = check_options(task.family, task.generator_options("train"))
-    ok = (task.family == "math" and opts.get("mode") == "digits") or (
+    ok = task.family == "math" or (
         task.family == "chart" and list(opts.get("questions", [])) == ["trend"]
         and opts.get("answer_format") in ("yesno", "letter", "mixed")) or task.family == "ground"
     if not ok:
         hint = (" Multiple-choice tasks have theirs: --answer-form value_letter." if task.family == "mcq" else "")
         raise ConfigError(f"task {task.name} ({task.family}, generator {task.generator}) has no worked reply; worked "
-                          "replies exist for math with mode digits, for chart trend questions answered "
+                          "replies exist for math (digits or object counts), for chart trend questions answered "
                           f"yes/no or by letter, and for grounding.{hint}")
 
 
@@ -78,7 +82,7 @@ def worked_reply(sample, record: dict) -> str:
     if "expr" in t:
         return f"{box_cell(parse_box(sample.answer))} {sample.answer}"
     raise DataError(f"record {record.get('id', '?')!r}: its sample has no worked reply (truth {sorted(t)}). "
-                    "Fix: use worked replies on math (digits), chart trend and grounding tasks only.")
+                    "Fix: use worked replies on math, chart trend and grounding tasks only.")
 
 
 def worked_records(records: Sequence[dict], samples: Sequence, reply=None) -> list[dict]:

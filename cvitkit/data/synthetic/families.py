@@ -63,21 +63,21 @@ def vqa(rng, d: Domain, size: int, opts: dict) -> Sample:
         img, objs, _ = d.scene(rng, size, specs)
         truth_count = sum(o.kind == kind for o in objs)
         return Sample(img, pick(rng, "vqa.count", kinds=d.plural(kind)), str(truth_count),
-                      truth=_truth(objs, target_kind=kind, count=truth_count))
+                      truth=_truth(objs, question=qtype, target_kind=kind, count=truth_count))
     n = int_range(rng, opts["n_objects"], cap=min(d.max_objects, len(d.kinds)))
     if qtype == "colour":
         specs = _distinct_kinds(rng, d, n)
         img, objs, _ = d.scene(rng, size, specs)
         target = rng.choice(objs)
         return Sample(img, pick(rng, "vqa.colour", kind=target.kind), target.colour,
-                      truth=_truth(objs, target=target.as_dict()))
+                      truth=_truth(objs, question=qtype, target=target.as_dict()))
     if qtype == "kind":
         n = min(n, len(colours))
         specs = list(zip(rng.sample(d.kinds, n), rng.sample(colours, n)))
         img, objs, _ = d.scene(rng, size, specs)
         target = rng.choice(objs)
         return Sample(img, pick(rng, "vqa.kind", colour=target.colour), target.kind,
-                      truth=_truth(objs, target=target.as_dict()))
+                      truth=_truth(objs, question=qtype, target=target.as_dict()))
     specs = [(rng.choice(d.kinds), rng.choice(colours)) for _ in range(n)]
     img, objs, _ = d.scene(rng, size, specs)
     present = {(o.kind, o.colour) for o in objs}
@@ -88,7 +88,7 @@ def vqa(rng, d: Domain, size: int, opts: dict) -> Sample:
         kind, colour = rng.choice(absent)
     answer = "yes" if (kind, colour) in present else "no"
     return Sample(img, pick(rng, "vqa.presence", obj=article(f"{colour} {kind}")), answer,
-                  truth=_truth(objs, query=[kind, colour], present=answer == "yes"))
+                  truth=_truth(objs, question=qtype, query=[kind, colour], present=answer == "yes"))
 
 
 def _relation(a, b, axis: str) -> str:
@@ -111,17 +111,17 @@ def relation(rng, d: Domain, size: int, opts: dict) -> Sample:
         gap = abs(a.centre[i] - b.centre[i])
         if gap >= (size / (cols if axis == "x" else rows)) * 0.5:
             break
-    rel = _relation(a, b, axis)
+    rel, asked = _relation(a, b, axis), {}
     if qtype in ("side", "vertical"):
         q, ans = pick(rng, f"relation.{qtype}", a=a.kind, b=b.kind), rel
     elif qtype == "yesno":
-        asked = rng.choice(["left", "right"])
-        q, ans = pick(rng, "relation.yesno", a=a.kind, b=b.kind, rel=asked), "yes" if asked == rel else "no"
+        asked = {"asked": rng.choice(["left", "right"])}
+        q, ans = pick(rng, "relation.yesno", a=a.kind, b=b.kind, rel=asked["asked"]), "yes" if asked["asked"] == rel else "no"
     elif qtype == "which":
         q, ans = pick(rng, "relation.which", b=b.kind, rel=rel), a.kind
     else:
         q, ans = pick(rng, "relation.colour_of", b=b.kind, rel=rel), a.colour
-    return Sample(img, q, ans, truth=_truth(objs, a=a.as_dict(), b=b.as_dict(), relation=rel))
+    return Sample(img, q, ans, truth=_truth(objs, question=qtype, a=a.as_dict(), b=b.as_dict(), relation=rel, **asked))
 
 
 @family("unanswerable", "questions that are sometimes unanswerable (VizWiz-like)",

@@ -285,16 +285,19 @@ def math(rng, d: Domain, size: int, opts: dict) -> Sample:
         n = rng.randint(2, min(6, d.max_objects))
         specs = [(rng.choice(d.kinds), rng.choice(list(d.colours))) for _ in range(n)]
         img, objs, _ = d.scene(rng, size, specs)
+        # the sum behind the answer, as a worked reply writes it: objects counted in the picture, then the step
         if op == "sub_colour":
             colour = rng.choice(objs).colour
-            q, ans = pick(rng, "math.sub_colour", colour=colour), n - sum(o.colour == colour for o in objs)
+            q, a, sign, b = pick(rng, "math.sub_colour", colour=colour), n, "-", sum(o.colour == colour for o in objs)
         elif op == "sub_kind":
             kind = rng.choice(objs).kind
-            q, ans = pick(rng, "math.sub_kind", kind=kind, kinds=d.plural(kind)), n - sum(o.kind == kind for o in objs)
+            q, a, sign, b = (pick(rng, "math.sub_kind", kind=kind, kinds=d.plural(kind)), n, "-",
+                             sum(o.kind == kind for o in objs))
         else:
             kind, m = rng.choice(objs).kind, rng.randint(1, 3)
-            q, ans = pick(rng, "math.add", n=m, kinds=d.plural(kind)), sum(o.kind == kind for o in objs) + m
-        return Sample(img, q, str(ans), truth=_truth(objs, operation=op, result=ans))
+            q, a, sign, b = pick(rng, "math.add", n=m, kinds=d.plural(kind)), sum(o.kind == kind for o in objs), "+", m
+        ans = a + b if sign == "+" else a - b
+        return Sample(img, q, str(ans), truth=_truth(objs, operation=op, result=ans, a=a, op=sign, b=b))
     op = rng.choice(opts["ops"])
     a, b = rng.randint(0, 9), rng.randint(0, 9)
     if op == "-" and b > a:
