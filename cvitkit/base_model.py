@@ -20,6 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from cvitkit.config import config_hash, key_fields
+from cvitkit.errors import DataError
 from cvitkit.lm_loss import forward_with_loss
 from cvitkit.profiles import Profile
 from cvitkit.provenance import atomic_write_json, provenance, work_dir
@@ -31,7 +32,8 @@ def base_key(profile: Profile, corpus_lines: list[str]) -> str:
     from cvitkit.data import load_suite
 
     suite = asdict(load_suite(profile.base.suite))
-    base = key_fields(profile.base, added_later=("vision_position_weight",))  # cached base models keep their key
+    # cached base models keep their key
+    base = key_fields(profile.base, added_later=("vision_position_weight", "vision_object_weight"))
     key = {"model": asdict(profile.model), "base": base, "image_size": profile.data.image_size,
            "corpus": config_hash({"c": corpus_lines}), "suite": config_hash(suite)}
     if profile.base.vision_suite:
@@ -132,9 +134,11 @@ def _pretrain_vision(profile: Profile, model, processor, log) -> dict:
     images = _load_vision_images(profile, enumerate(records), image_root)
     captions = [r["conversations"][-1]["value"] for r in records]
     log(f"stage 0: vision tower on {len(images)} captioned images of {tasks} domains/kinds")
+    objects = _vision_objects(profile, records) if cfg.vision_object_weight else None
     report = pretrain_vision_tower(model, processor, images, captions, epochs=cfg.vision_epochs, lr=cfg.vision_lr,
                                    batch_size=cfg.vision_batch_size, seed=cfg.seed,
-                                   position_weight=cfg.vision_position_weight)
+                                   position_weight=cfg.vision_position_weight,
+                                   object_weight=cfg.vision_object_weight, objects=objects)
     for p in model.model.vision_tower.parameters():
         p.requires_grad_(False)  # as LLaVA keeps CLIP frozen: later stages cannot undo what it learned
     # can the language model still tell where a patch is? (row/column R² of a linear read-out)
@@ -159,6 +163,27 @@ def _vision_records(profile: Profile) -> tuple[list[dict], Path, int]:
     build_suite(suite, data_cfg, data_root)
     data = load_suite_data(suite, root=data_root)
     return [r for task in suite.tasks for r in data.train[task.name]], data.image_root, len(suite.tasks)
+
+
+def _vision_objects(profile: Profile, records: list[dict]) -> list[list[dict]]:
+    """The drawn objects (kind and pixel box) of each stage-0 record, drawn again from its seed, for the
+    patch-object term."""
+    from cvitkit.data import load_suite
+    from cvitkit.data.build import draw_sample, sample_index
+
+    suite = load_suite(profile.base.vision_suite)
+    specs, data = {t.name: t for t in suite.tasks}, profile.data
+    out = []
+    for r in records:
+        split, index = sample_index(r["id"])
+        task = r["id"].rsplit("_", 2)[0]
+        sample = draw_sample(suite.name, specs[task], split, index, data.seed, data.image_size, data.instructions)
+        if sample.answer != r["conversations"][-1]["value"]:
+            raise DataError(f"stage-0 record {r['id']!r}: its caption on disk is not the one its seed draws. Fix: "
+                            f"delete {work_dir(profile.name) / 'data_vision'} so that it is built again.")
+        size = sample.image.size[0]
+        out.append([{"kind": o["kind"], "box": [v / size for v in o["box"]]} for o in sample.truth.get("objects", [])])
+    return out
 
 
 def _load_vision_images(profile: Profile, numbered, image_root) -> list:

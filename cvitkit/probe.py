@@ -29,7 +29,7 @@ and tests the same setting with every picture replaced by one grey image: the qu
 that very setting (same data, steps, replies), the reference a score that reads the image must clear.
 
 Each (task, epochs) probe is an ordinary resumable run folder under
-``<work>/<profile>/probes/<suite>/<preset>[__position<w>]/<task>__<method>__e<epochs>[__n<samples>][__<answer form>][__seed<s>][__blind]``
+``<work>/<profile>/probes/<suite>/<preset>[__position<w>][__object<w>]/<task>__<method>__e<epochs>[__n<samples>][__<answer form>][__seed<s>][__blind]``
 (predictions included), so an interrupted probe continues where it stopped and a finished one is read back instead
 of retrained. The table goes to ``results/<profile>/tables/<suite>_probe.{csv,md}``, and the suite's
 *what it takes* table (:mod:`cvitkit.report.what_it_takes`: every setting tried per task, in sequence
@@ -70,23 +70,37 @@ BLANK_GREY = (128, 128, 128)
 ANSWER_FORMS = ("letter", "value_letter", "worked", "scene")
 
 
+#: Stage-0 terms of the base model's vision tower a probe can switch on: the config field, and the name
+#: the tables and folders give it (see :mod:`cvitkit.vision_pretrain`).
+TOWER_TERMS = {"position": "vision_position_weight", "object": "vision_object_weight"}
+
+
+def _tower_terms(profile: Profile) -> list[tuple[str, float]]:
+    return [(term, getattr(profile.base, field)) for term, field in TOWER_TERMS.items()
+            if getattr(profile.base, field)]
+
+
 def model_label(profile: Profile) -> str:
-    """The probed model as the tables name it: the preset, and the base model's stage-0 position term
-    when it is set (``tiny-3m + position term 1``), a base model of its own."""
-    weight = profile.base.vision_position_weight
-    return profile.model.preset + (f" + position term {weight:g}" if weight else "")
+    """The probed model as the tables name it: the preset, and the base model's stage-0 terms when set
+    (``tiny-3m + position term 1``, ``tiny-3m + object term 1``), each a base model of its own."""
+    return profile.model.preset + "".join(f" + {term} term {w:g}" for term, w in _tower_terms(profile))
+
+
+def with_tower_term(profile: Profile, term: str, weight: float) -> Profile:
+    """``profile`` whose base model's stage 0 weighs ``term`` (``position`` or ``object``) by ``weight``."""
+    if weight < 0:
+        raise ConfigError(f"the {term} term's weight must be 0 or more, got {weight}.")
+    if weight and (profile.model.source != "base" or not profile.base.vision_suite):
+        raise ConfigError(f"the {term} term changes how the kit pretrains its base model's vision tower, but "
+                          f"profile {profile.name!r} does not pretrain one (model.source {profile.model.source!r}, "
+                          f"base.vision_suite {profile.base.vision_suite!r}). Fix: use the mini profile.")
+    # a float, as the CLI passes it: the base model's cache key hashes the number as written (1 and 1.0 differ)
+    return replace(profile, base=replace(profile.base, **{TOWER_TERMS[term]: float(weight)}))
 
 
 def with_position_term(profile: Profile, weight: float) -> Profile:
     """``profile`` whose base model's stage 0 weighs the patch-position term by ``weight``."""
-    if weight < 0:
-        raise ConfigError(f"the position term's weight must be 0 or more, got {weight}.")
-    if weight and (profile.model.source != "base" or not profile.base.vision_suite):
-        raise ConfigError(f"the position term changes how the kit pretrains its base model's vision tower, but "
-                          f"profile {profile.name!r} does not pretrain one (model.source {profile.model.source!r}, "
-                          f"base.vision_suite {profile.base.vision_suite!r}). Fix: use the mini profile.")
-    # a float, as the CLI passes it: the base model's cache key hashes the number as written (1 and 1.0 differ)
-    return replace(profile, base=replace(profile.base, vision_position_weight=float(weight)))
+    return with_tower_term(profile, "position", weight)
 
 
 def _probe_dir(profile: Profile, suite: str, task: str, method: str, epochs: float, train_per_task: int | None,
@@ -97,8 +111,7 @@ def _probe_dir(profile: Profile, suite: str, task: str, method: str, epochs: flo
     name += "" if answer_form == "letter" else f"__{answer_form}"
     name += "" if seed is None else f"__seed{seed}"
     name += "__blind" if blind else ""
-    weight = profile.base.vision_position_weight
-    model = profile.model.preset + (f"__position{weight:g}" if weight else "")
+    model = profile.model.preset + "".join(f"__{term}{w:g}" for term, w in _tower_terms(profile))
     return work_dir(profile.name) / "probes" / suite / model / name
 
 
@@ -443,6 +456,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vision-position-weight", type=float,
                         help="base model whose frozen vision tower also learned each patch's row and column "
                              "with this weight (stage 0, cvitkit/vision_pretrain.py); pretrained first, once")
+    parser.add_argument("--vision-object-weight", type=float,
+                        help="base model whose frozen vision tower also learned the kind of the object under "
+                             "each patch with this weight (stage 0, cvitkit/vision_pretrain.py); pretrained "
+                             "first, once")
     parser.add_argument("--answer-form", default="letter", choices=ANSWER_FORMS,
                         help="train on the task's own replies (letter), on '<value> <letter>' replies to "
                              "multiple-choice questions (value_letter, cvitkit/data/option_answers.py) or on "
@@ -467,6 +484,8 @@ def main(argv: list[str] | None = None) -> int:
             profile = replace(profile, model=replace(profile.model, preset=args.preset))
         if args.vision_position_weight is not None:
             profile = with_position_term(profile, args.vision_position_weight)
+        if args.vision_object_weight is not None:
+            profile = with_tower_term(profile, "object", args.vision_object_weight)
         if args.refresh_references:
             print(refresh_references(profile, args.suite).to_markdown(index=False))
             return 0

@@ -60,3 +60,6 @@ class BaseModelConfig:
     vision_position_weight: float = option(0.0, help="Weight of stage 0's patch-position term (each patch predicts "
                                                      "its row and column, so the frozen tower keeps where things "
                                                      "are); 0: captions alone.")
+    vision_object_weight: float = option(0.0, help="Weight of stage 0's patch-object term (each patch predicts the "
+                                                   "kind of the drawn object covering it, or background, so the "
+                                                   "frozen tower keeps what each thing is); 0: captions alone.")

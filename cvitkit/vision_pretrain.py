@@ -29,7 +29,19 @@ through linear heads (patch position prediction, Zhai et al., ICML 2022):
     \\mathcal{L} = \\mathcal{L}_{\\text{BoW}} + \\frac{\\lambda}{2N}\\sum_{i=1}^{N}
         \\big[\\mathrm{CE}(R\\,h_i, \\mathrm{row}_i) + \\mathrm{CE}(C\\,h_i, \\mathrm{col}_i)\\big]
 
-which keeps position linearly readable from every patch. All heads are discarded afterwards; the
+which keeps position linearly readable from every patch. The captions name each object's kind, but
+a bag of words pooled over a picture with two or three small objects hardly ties a kind to the patches
+that show it: a linear read-out of the caption-only tower's features over an object's own patches
+(:mod:`cvitkit.object_readout`) tells its colour 76 to 100 % of the time and its kind only 30 to 42 %.
+With ``object_weight`` > 0 each patch also predicts the kind of the drawn object covering its centre,
+or background (a dense labelling term, as detection- and segmentation-aware towers are trained with):
+
+.. math::
+
+    \mathcal{L} \mathrel{+}= \frac{\mu}{N}\sum_{i=1}^{N} \mathrm{CE}(K\,h_i, \mathrm{kind}_i)
+
+with the kinds of every domain of the vision suite as classes (the synthetic images are drawn again
+from their seeds to know where each object is). All heads are discarded afterwards; the
 language model and the projector never see these images or captions, so the continual tasks stay new
 to the instruction-following part of the model.
 """
@@ -79,12 +91,33 @@ def position_loss(features: torch.Tensor, rows: torch.nn.Linear, cols: torch.nn.
     return 0.5 * (F.cross_entropy(rows(flat), row) + F.cross_entropy(cols(flat), col))
 
 
+def object_targets(objects: list[list[dict]], patches: int) -> tuple[torch.Tensor, list[str]]:
+    """``(images, patches)`` class of each patch: 0 for background, ``1 + k`` for the ``k``-th kind of
+    the returned sorted kind list when the patch's centre lies in an object's box (normalised ``x1, y1,
+    x2, y2``; a later object, drawn on top, wins). ``objects`` lists each image's objects."""
+    side = math.isqrt(patches)
+    if side * side != patches:
+        raise ValueError(f"the patch-object term needs a square grid of patches, got {patches}.")
+    kinds = sorted({o["kind"] for image in objects for o in image})
+    centres = (torch.arange(side, dtype=torch.float) + 0.5) / side
+    targets = torch.zeros(len(objects), side, side, dtype=torch.long)
+    for row, image in enumerate(objects):
+        for o in image:
+            x1, y1, x2, y2 = o["box"]
+            inside = ((centres >= y1) & (centres <= y2))[:, None] & ((centres >= x1) & (centres <= x2))[None, :]
+            targets[row][inside] = 1 + kinds.index(o["kind"])
+    return targets.reshape(len(objects), patches), kinds
+
+
 def pretrain_vision_tower(model, processor, images: list, captions: list[str], *, epochs: float, lr: float,
-                          batch_size: int, seed: int, position_weight: float = 0.0) -> dict:
+                          batch_size: int, seed: int, position_weight: float = 0.0, object_weight: float = 0.0,
+                          objects: list[list[dict]] | None = None) -> dict:
     """Train ``model``'s vision tower on ``(image, caption)`` pairs in place; returns a small report.
 
     Every tower parameter is trained, nothing else of ``model`` is touched; ``images`` are PIL images.
-    ``position_weight`` (λ above) weighs the patch-position term; 0 trains on captions alone.
+    ``position_weight`` (λ above) weighs the patch-position term, ``object_weight`` (μ) the patch-object
+    term, which needs ``objects`` (each image's drawn objects, kind and normalised box); 0 trains on
+    captions alone.
     """
     from cvitkit.train import build_scheduler, clipped_step
 
@@ -104,6 +137,12 @@ def pretrain_vision_tower(model, processor, images: list, captions: list[str], *
         side = tower.config.image_size // tower.config.patch_size
         rows, cols = torch.nn.Linear(hidden, side), torch.nn.Linear(hidden, side)
         params += [*rows.parameters(), *cols.parameters()]
+    if object_weight:
+        if objects is None or len(objects) != len(images):
+            raise ValueError("the patch-object term needs each image's objects (kind and box), one list per image.")
+        kind_targets, kinds = object_targets(objects, (tower.config.image_size // tower.config.patch_size) ** 2)
+        kind_head = torch.nn.Linear(hidden, 1 + len(kinds))
+        params += [*kind_head.parameters()]
     for p in tower.parameters():
         p.requires_grad_(True)
     total = max(1, math.ceil(len(images) / batch_size * epochs))
@@ -119,20 +158,24 @@ def pretrain_vision_tower(model, processor, images: list, captions: list[str], *
             features = patch_features(model, pixels[index])
             loss = F.binary_cross_entropy_with_logits(head(features.mean(1)), targets[index])
             where = position_loss(features, rows, cols) if position_weight else torch.zeros(())
-            clipped_step(loss + position_weight * where, params, optimizer, scheduler)
-            window.append((loss.item(), where.item()))
+            what = (F.cross_entropy(kind_head(features).flatten(0, 1), kind_targets[index].flatten())
+                    if object_weight else torch.zeros(()))
+            clipped_step(loss + position_weight * where + object_weight * what, params, optimizer, scheduler)
+            window.append((loss.item(), where.item(), what.item()))
             step += 1
             bar.update(1)
             if step % 50 == 0 or step == total:
                 point = {"step": step, "loss": sum(w[0] for w in window) / len(window)}
                 if position_weight:
                     point["position_loss"] = sum(w[1] for w in window) / len(window)
+                if object_weight:
+                    point["object_loss"] = sum(w[2] for w in window) / len(window)
                 curve.append(point)
                 window = []
     bar.close()
     tower.eval()
     return {"images": len(images), "steps": total, "train_seconds": round(time.time() - t0, 1), "loss_curve": curve,
-            "position_weight": position_weight}
+            "position_weight": position_weight, "object_weight": object_weight}
 
 
 def position_readout(model, processor, images: list) -> dict[str, float]:
