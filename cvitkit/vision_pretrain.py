@@ -38,7 +38,7 @@ or background (a dense labelling term, as detection- and segmentation-aware towe
 
 .. math::
 
-    \mathcal{L} \mathrel{+}= \frac{\mu}{N}\sum_{i=1}^{N} \mathrm{CE}(K\,h_i, \mathrm{kind}_i)
+    \\mathcal{L} \\mathrel{+}= \\frac{\\mu}{N}\\sum_{i=1}^{N} \\mathrm{CE}(K\\,h_i, \\mathrm{kind}_i)
 
 with the kinds of every domain of the vision suite as classes (the synthetic images are drawn again
 from their seeds to know where each object is). All heads are discarded afterwards; the

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from cvitkit.errors import ConfigError
-from cvitkit.probe import STEPS_FIRST_TOKENS, _probe_dir, model_label, probe_suite, refresh_references, with_position_term
+from cvitkit.probe import (STEPS_FIRST_TOKENS, _probe_dir, model_label, probe_suite, refresh_references,
+                           with_position_term, with_tower_term)
 from cvitkit.provenance import work_dir
 
 SUITE = "mllmcl_dcl"
@@ -107,6 +108,15 @@ def test_a_position_term_base_is_a_model_of_its_own_in_folders_and_tables():
     from cvitkit.base_model import base_key
 
     assert base_key(with_position_term(mini, 1), ["x"]) == base_key(placed, ["x"])
+    # the object term too, alone or with the position term, each a base model and folder of its own
+    kinds = with_tower_term(mini, "object", 1)
+    both = with_tower_term(placed, "object", 0.5)
+    assert model_label(kinds) == "tiny-3m + object term 1"
+    assert model_label(both) == "tiny-3m + position term 1 + object term 0.5"
+    assert _probe_dir(both, "coin", "GQA", "lora_ft", 3.0, None).parent.name == "tiny-3m__position1__object0.5"
+    assert len({base_key(p, ["x"]) for p in (mini, placed, kinds, both)}) == 4
+    with pytest.raises(ConfigError, match="object term's weight must be 0 or more"):
+        with_tower_term(mini, "object", -1.0)
 
 
 def test_the_position_term_needs_a_profile_that_pretrains_a_base(micro_smoke_profile):

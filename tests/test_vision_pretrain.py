@@ -9,6 +9,7 @@ import torch
 
 from cvitkit.vision_pretrain import (
     caption_targets,
+    object_targets,
     patch_features,
     position_loss,
     position_readout,
@@ -176,3 +177,41 @@ def test_a_position_term_makes_another_base_model():
             for w in (0.0, 0.5, 1.0)}
     assert len(set(keys.values())) == 3
     assert keys[0.0] == base_key(mini, lines)
+    # so does an object term, and an unset one leaves the cached base models' keys alone
+    objects = {w: base_key(replace(mini, base=replace(mini.base, vision_object_weight=w)), lines) for w in (0.0, 1.0)}
+    assert objects[0.0] == keys[0.0] and objects[1.0] not in keys.values()
+
+
+def test_object_targets_mark_each_patch_with_the_kind_whose_box_holds_its_centre():
+    # 4x4 patches, centres at 0.125, 0.375, 0.625, 0.875 of the side
+    targets, kinds = object_targets([[{"kind": "car", "box": [0.0, 0.0, 0.5, 0.5]}],
+                                     [{"kind": "bus", "box": [0.5, 0.5, 1.0, 1.0]},
+                                      {"kind": "car", "box": [0.7, 0.0, 1.0, 0.3]}],
+                                     []], 16)
+    assert kinds == ["bus", "car"]
+    expected = torch.zeros(3, 4, 4, dtype=torch.long)
+    expected[0, :2, :2] = 2                    # car: top-left quarter
+    expected[1, 2:, 2:] = 1                    # bus: bottom-right quarter
+    expected[1, 0, 3] = 2                      # car: the one patch centred in x 0.7-1.0, y 0-0.3
+    torch.testing.assert_close(targets, expected.reshape(3, 16))
+    # a later object is drawn on top: its kind wins where boxes overlap
+    over, _ = object_targets([[{"kind": "bus", "box": [0, 0, 1, 1]}, {"kind": "car", "box": [0, 0, 0.5, 1]}]], 4)
+    assert over.tolist() == [[2, 1, 2, 1]]
+    with pytest.raises(ValueError, match="square grid"):
+        object_targets([[]], 12)
+
+
+def test_object_term_trains_a_head_that_tells_the_kinds_apart(micro_llava):
+    colours = ["red", "blue", "green", "yellow"] * 4
+    images = [make_image(32, c) for c in colours]
+    captions = [f"a {c} box" for c in colours]
+    # the kind follows the picture (red and green: cars, blue and yellow: buses), covering all of it
+    objects = [[{"kind": "car" if c in ("red", "green") else "bus", "box": [0, 0, 1, 1]}] for c in colours]
+    model = copy.deepcopy(micro_llava[0])
+    report = pretrain_vision_tower(model, micro_llava[1], images, captions, epochs=30, lr=3e-3, batch_size=8,
+                                   seed=0, object_weight=1.0, objects=objects)
+    first, last = report["loss_curve"][0]["object_loss"], report["loss_curve"][-1]["object_loss"]
+    assert report["object_weight"] == 1.0 and last < 0.1 < first   # chance: ln 3 (background, bus, car)
+    with pytest.raises(ValueError, match="needs each image's objects"):
+        pretrain_vision_tower(copy.deepcopy(micro_llava[0]), micro_llava[1], images, captions, epochs=1, lr=3e-3,
+                              batch_size=8, seed=0, object_weight=1.0)
