@@ -47,7 +47,8 @@ COLUMNS = ["suite", "task", "model", "pictures", "objects", "kinds", "kind read-
 
 def object_features(model, processor, samples) -> list[tuple[torch.Tensor, str, str, int]]:
     """``(feature, kind, colour, picture)`` per drawn object of ``samples`` (synthetic samples whose
-    ``truth["objects"]`` carry pixel boxes): the mean patch feature inside the object's box."""
+    ``truth["objects"]`` carry pixel boxes): the mean patch feature inside the object's box. A GUI
+    button's *kind* is its label, the word a question names it by."""
     from cvitkit.vision_pretrain import patch_features
 
     out = []
@@ -69,7 +70,8 @@ def object_features(model, processor, samples) -> list[tuple[torch.Tensor, str, 
                     row = int(torch.argmin((centres - (y1 + y2) / 2).abs()))
                     col = int(torch.argmin((centres - (x1 + x2) / 2).abs()))
                     mask[row * side + col] = True
-                out.append((feats[i][mask].mean(0), obj["kind"], obj["colour"], start + i))
+                # what a question names the object by: a button's label, anything else its kind
+                out.append((feats[i][mask].mean(0), obj.get("label", obj["kind"]), obj["colour"], start + i))
     return out
 
 

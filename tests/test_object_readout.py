@@ -41,9 +41,10 @@ def test_each_object_is_the_mean_of_the_patches_centred_in_its_box(monkeypatch):
                         lambda model, pixels: torch.arange(16.0).repeat(len(pixels), 1)[..., None])
     car = {"kind": "car", "colour": "red", "box": [0, 0, 4, 4]}        # the top-left quarter: patches 0, 1, 4, 5
     dot = {"kind": "cone", "colour": "blue", "box": [7.2, 7.2, 7.8, 7.8]}  # no centre inside: the nearest, 15
-    rows = object_features(None, _Processor(), [_picture([car]), _picture([car, dot])])
+    button = {"kind": "button", "colour": "red", "label": "play", "box": [4, 0, 8, 2]}  # patches 2 and 3
+    rows = object_features(None, _Processor(), [_picture([car]), _picture([car, dot, button])])
     assert [(float(f), kind, colour, picture) for f, kind, colour, picture in rows] == \
-        [(2.5, "car", "red", 0), (2.5, "car", "red", 1), (15.0, "cone", "blue", 1)]
+        [(2.5, "car", "red", 0), (2.5, "car", "red", 1), (15.0, "cone", "blue", 1), (2.5, "play", "red", 1)]
 
 
 def test_pictures_without_objects_and_unknown_tasks_are_refused(monkeypatch):
