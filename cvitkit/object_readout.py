@@ -24,12 +24,14 @@ downstream. ::
     python -m cvitkit.object_readout --profile mini --suite mllmcl_dcl --tasks AD --vision-object-weight 1
 
 Rows go to ``results/<profile>/tables/object_readout.{csv,md}`` (a row replaces the saved one of the
-same suite, task, model and picture count).
+same suite, task, model and picture count); each call, with the base model it read (key, weights hash,
+held-out scores), is appended to ``object_readout.json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 from pathlib import Path
 
@@ -123,19 +125,28 @@ def draw_pictures(profile, suite, task_name: str, pictures: int) -> list:
             for i in range(pictures)]
 
 
-def write_table(folder, rows: list[dict]) -> pd.DataFrame:
+def write_table(folder, rows: list[dict], arguments: dict, base_model: dict | None) -> pd.DataFrame:
+    """Merge ``rows`` into ``<folder>/object_readout.{csv,md}`` and append the call (its arguments, the
+    base model's identity and provenance) to ``object_readout.json``."""
     from cvitkit.probe import merge_table
+    from cvitkit.provenance import atomic_write_json, provenance
 
-    return merge_table(Path(folder) / "object_readout.csv", pd.DataFrame(rows, columns=COLUMNS),
-                       ["suite", "task", "model", "pictures"],
-                       lambda t: t.sort_values(["suite", "task", "model"], ignore_index=True))
+    table = merge_table(Path(folder) / "object_readout.csv", pd.DataFrame(rows, columns=COLUMNS),
+                        ["suite", "task", "model", "pictures"],
+                        lambda t: t.sort_values(["suite", "task", "model"], ignore_index=True))
+    sidecar = Path(folder) / "object_readout.json"
+    calls = json.loads(sidecar.read_text()).get("calls", []) if sidecar.exists() else []
+    calls.append({"arguments": arguments, "base_model": base_model, "provenance": provenance(seed=0)})
+    atomic_write_json(sidecar, {"calls": calls})
+    return table
 
 
 def main(argv=None) -> int:
     from cvitkit.data import corpus, load_suite
     from cvitkit.probe import model_label, with_tower_term
     from cvitkit.profiles import load_profile
-    from cvitkit.runner import load_base
+    from cvitkit.base_model import base_identity
+    from cvitkit.runner import base_model_dir, load_base
 
     parser = argparse.ArgumentParser(prog="python -m cvitkit.object_readout", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -169,7 +180,8 @@ def main(argv=None) -> int:
         rows.append({"suite": suite.name, "task": task, "model": model_label(profile),
                      **readout_row(model, processor, samples)})
         print(pd.DataFrame([rows[-1]]).to_string(index=False))
-    write_table(profile.results_dir / "tables", rows)
+    base = base_model_dir(profile)
+    write_table(profile.results_dir / "tables", rows, vars(args), base_identity(base) if base else None)
     return 0
 
 

@@ -65,3 +65,20 @@ def test_a_drawn_tasks_pictures_carry_their_objects():
     pictures = draw_pictures(load_profile("mini"), load_suite("mllmcl_dcl"), "AD", 6)
     assert len(pictures) == 6 and all(p.truth["objects"] for p in pictures)
     assert {o["kind"] for p in pictures for o in p.truth["objects"]} <= {"car", "truck", "bus", "sign", "cone", "person"}
+
+
+def test_each_call_is_recorded_beside_the_merged_table(tmp_path):
+    from cvitkit.object_readout import COLUMNS, write_table
+
+    row = dict(zip(COLUMNS, ["coin", "GQA", "tiny-3m", 4, 9, 3, 50.0, 30.0, 2, 90.0, 60.0]))
+    write_table(tmp_path, [row], {"suite": "coin"}, {"key": "abc", "weights_sha256": "0123"})
+    write_table(tmp_path, [{**row, "kind read-out": 60.0}], {"suite": "coin"}, None)
+    import json
+
+    import pandas as pd
+
+    table = pd.read_csv(tmp_path / "object_readout.csv")
+    assert len(table) == 1 and table["kind read-out"].iloc[0] == 60.0   # the same key: replaced
+    calls = json.loads((tmp_path / "object_readout.json").read_text())["calls"]
+    assert [c["base_model"] for c in calls] == [{"key": "abc", "weights_sha256": "0123"}, None]
+    assert all("git_commit" in c["provenance"] for c in calls)
