@@ -32,7 +32,8 @@ through linear heads (patch position prediction, Zhai et al., ICML 2022):
 which keeps position linearly readable from every patch. The captions name each object's kind, but
 a bag of words pooled over a picture with two or three small objects hardly ties a kind to the patches
 that show it: a linear read-out of the caption-only tower's features over an object's own patches
-(:mod:`cvitkit.object_readout`) tells its colour 76 to 100 % of the time and its kind only 30 to 42 %.
+(:mod:`cvitkit.object_readout`) tells its colour 76 to 100 % of the time and its kind 30 to 58 %
+(majorities 12 to 26 %; ``results/mini/tables/object_readout.md``).
 With ``object_weight`` > 0 each patch also predicts the kind of the drawn object covering its centre,
 or background (a dense labelling term, as detection- and segmentation-aware towers are trained with):
 
