@@ -215,3 +215,27 @@ def test_object_term_trains_a_head_that_tells_the_kinds_apart(micro_llava):
     with pytest.raises(ValueError, match="needs each image's objects"):
         pretrain_vision_tower(copy.deepcopy(micro_llava[0]), micro_llava[1], images, captions, epochs=1, lr=3e-3,
                               batch_size=8, seed=0, object_weight=1.0)
+
+
+def test_stage_zero_objects_are_the_drawn_objects_of_each_record_and_a_changed_caption_is_named(micro_smoke_profile):
+    from cvitkit.base_model import _vision_objects, _vision_records
+    from cvitkit.data import load_suite
+    from cvitkit.data.build import draw_sample, sample_index
+    from cvitkit.errors import DataError
+
+    profile = micro_smoke_profile()
+    profile = replace(profile, base=replace(profile.base, vision_suite="vision_pretrain", vision_train_per_task=1))
+    records, _, tasks = _vision_records(profile)
+    objects = _vision_objects(profile, records)
+    assert len(objects) == len(records) == tasks
+    specs = {t.name: t for t in load_suite("vision_pretrain").tasks}
+    for record, listed in zip(records, objects):
+        task = record["id"].rsplit("_", 2)[0]
+        sample = draw_sample("vision_pretrain", specs[task], *sample_index(record["id"]), profile.data.seed,
+                             profile.data.image_size, profile.data.instructions)
+        size = sample.image.size[0]
+        assert listed == [{"kind": o["kind"], "box": [v / size for v in o["box"]]} for o in sample.truth["objects"]]
+        assert all(0 <= v <= 1 for o in listed for v in o["box"])
+    changed = {**records[0], "conversations": [records[0]["conversations"][0], {"from": "gpt", "value": "a cat"}]}
+    with pytest.raises(DataError, match=f"stage-0 record '{records[0]['id']}'.*Fix: delete"):
+        _vision_objects(profile, [changed])
