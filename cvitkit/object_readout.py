@@ -143,24 +143,19 @@ def write_table(folder, rows: list[dict], arguments: dict, base_model: dict | No
 
 def main(argv=None) -> int:
     from cvitkit.data import corpus, load_suite
-    from cvitkit.probe import model_label, with_tower_term
-    from cvitkit.profiles import load_profile
+    from cvitkit.probe import add_tower_options, model_label, with_tower_options
+    from cvitkit.profiles import available_profiles, load_profile
     from cvitkit.base_model import base_identity
     from cvitkit.runner import base_model_dir, load_base
 
     parser = argparse.ArgumentParser(prog="python -m cvitkit.object_readout", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--profile", default="mini", choices=["smoke", "mini", "full"])
+    parser.add_argument("--profile", default="mini", choices=available_profiles())
     parser.add_argument("--suite", required=True, help="a suite whose tasks draw objects (coin, mllmcl_dcl, ...)")
     parser.add_argument("--tasks", nargs="+", required=True, help="tasks of the suite to read out")
     parser.add_argument("--pictures", type=int, default=400,
                         help="training pictures per task (half fit the read-out, half score it)")
-    parser.add_argument("--vision-position-weight", type=float,
-                        help="read the base model whose tower also learned each patch's position with this "
-                             "weight (see python -m cvitkit.probe --help)")
-    parser.add_argument("--vision-object-weight", type=float,
-                        help="read the base model whose tower also learned the kind of the object under each "
-                             "patch with this weight (see python -m cvitkit.probe --help)")
+    add_tower_options(parser)
     args = parser.parse_args(argv)
     if args.pictures < 2:
         parser.error("--pictures must be at least 2: half fit the read-out, half score it.")
@@ -168,9 +163,7 @@ def main(argv=None) -> int:
     if profile.data_root:
         raise ConfigError("the read-out draws each picture again from its seed to know its objects; it needs the "
                           "kit's synthetic data, not a data root.")
-    for term, weight in (("position", args.vision_position_weight), ("object", args.vision_object_weight)):
-        if weight:
-            profile = with_tower_term(profile, term, weight)
+    profile = with_tower_options(profile, args)
     suite = load_suite(args.suite)
     model, processor = load_base(profile, corpus=corpus())
     model.eval()

@@ -98,6 +98,25 @@ def with_tower_term(profile: Profile, term: str, weight: float) -> Profile:
     return replace(profile, base=replace(profile.base, **{TOWER_TERMS[term]: float(weight)}))
 
 
+def add_tower_options(parser) -> None:
+    """``--vision-position-weight`` and ``--vision-object-weight``: a base model whose stage 0 adds that
+    term (see :func:`with_tower_options`)."""
+    for term, learned in (("position", "each patch's row and column"),
+                          ("object", "the kind of the object under each patch")):
+        parser.add_argument(f"--vision-{term}-weight", type=float,
+                            help=f"base model whose frozen vision tower also learned {learned} with this weight "
+                                 "(stage 0, cvitkit/vision_pretrain.py); pretrained first, once")
+
+
+def with_tower_options(profile: Profile, args) -> Profile:
+    """``profile`` with the stage-0 terms the options of :func:`add_tower_options` set."""
+    for term in TOWER_TERMS:
+        weight = getattr(args, f"vision_{term}_weight", None)
+        if weight is not None:
+            profile = with_tower_term(profile, term, weight)
+    return profile
+
+
 def with_position_term(profile: Profile, weight: float) -> Profile:
     """``profile`` whose base model's stage 0 weighs the patch-position term by ``weight``."""
     return with_tower_term(profile, "position", weight)
@@ -453,13 +472,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-per-task", type=int,
                         help="training samples per task (default: the profile's); a larger synthetic set "
                              "is built in its own folder")
-    parser.add_argument("--vision-position-weight", type=float,
-                        help="base model whose frozen vision tower also learned each patch's row and column "
-                             "with this weight (stage 0, cvitkit/vision_pretrain.py); pretrained first, once")
-    parser.add_argument("--vision-object-weight", type=float,
-                        help="base model whose frozen vision tower also learned the kind of the object under "
-                             "each patch with this weight (stage 0, cvitkit/vision_pretrain.py); pretrained "
-                             "first, once")
+    add_tower_options(parser)
     parser.add_argument("--answer-form", default="letter", choices=ANSWER_FORMS,
                         help="train on the task's own replies (letter), on '<value> <letter>' replies to "
                              "multiple-choice questions (value_letter, cvitkit/data/option_answers.py) or on "
@@ -482,10 +495,7 @@ def main(argv: list[str] | None = None) -> int:
         profile = load_profile(args.profile, data_root=args.data_root)
         if args.preset:
             profile = replace(profile, model=replace(profile.model, preset=args.preset))
-        if args.vision_position_weight is not None:
-            profile = with_position_term(profile, args.vision_position_weight)
-        if args.vision_object_weight is not None:
-            profile = with_tower_term(profile, "object", args.vision_object_weight)
+        profile = with_tower_options(profile, args)
         if args.refresh_references:
             print(refresh_references(profile, args.suite).to_markdown(index=False))
             return 0

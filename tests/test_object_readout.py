@@ -64,7 +64,8 @@ def test_a_drawn_tasks_pictures_carry_their_objects():
 
     pictures = draw_pictures(load_profile("mini"), load_suite("mllmcl_dcl"), "AD", 6)
     assert len(pictures) == 6 and all(p.truth["objects"] for p in pictures)
-    assert {o["kind"] for p in pictures for o in p.truth["objects"]} <= {"car", "truck", "bus", "sign", "cone", "person"}
+    kinds = {o["kind"] for p in pictures for o in p.truth["objects"]}
+    assert kinds <= {"car", "truck", "bus", "sign", "cone", "person"}
 
 
 def test_each_call_is_recorded_beside_the_merged_table(tmp_path):

@@ -117,6 +117,17 @@ def test_a_position_term_base_is_a_model_of_its_own_in_folders_and_tables():
     assert len({base_key(p, ["x"]) for p in (mini, placed, kinds, both)}) == 4
     with pytest.raises(ConfigError, match="object term's weight must be 0 or more"):
         with_tower_term(mini, "object", -1.0)
+    # the command lines' options set the same terms (an option left out leaves its term as it is)
+    import argparse
+
+    from cvitkit.probe import add_tower_options, with_tower_options
+
+    parser = argparse.ArgumentParser()
+    add_tower_options(parser)
+    assert with_tower_options(mini, parser.parse_args([])) == mini
+    options = ["--vision-position-weight", "1", "--vision-object-weight", "0.5"]
+    from_cli = with_tower_options(mini, parser.parse_args(options))
+    assert from_cli == both
 
 
 def test_the_position_term_needs_a_profile_that_pretrains_a_base(micro_smoke_profile):
@@ -285,6 +296,6 @@ def test_scene_first_probe_lists_the_scene_and_scores_the_last_box(micro_smoke_p
 
 
 def test_scene_first_replies_need_a_grounding_task(micro_smoke_profile):
-    with pytest.raises(ConfigError, match="no scene-first reply.*Fix: use --answer-form scene on grounding, GUI, VQA and relation"):
+    with pytest.raises(ConfigError, match="no scene-first reply.*Fix: use --answer-form scene on grounding, GUI, VQA"):
         probe_suite(micro_smoke_profile(batch_size=2), SUITE, ["Fin"], [1.0], log=lambda *_: None,
                     answer_form="scene")

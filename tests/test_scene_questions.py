@@ -24,7 +24,8 @@ SETTINGS = [("relation", "driving", {"questions": ["side", "vertical", "yesno", 
 
 def _cell(o: dict, size: int = 64) -> str:
     x1, y1, x2, y2 = o["box"]
-    return f"{('top', 'middle', 'bottom')[(y1 + y2) * 3 // (2 * size)]} {('left', 'centre', 'right')[(x1 + x2) * 3 // (2 * size)]}"
+    row, column = (y1 + y2) * 3 // (2 * size), (x1 + x2) * 3 // (2 * size)
+    return f"{('top', 'middle', 'bottom')[row]} {('left', 'centre', 'right')[column]}"
 
 
 def _entry(o: dict) -> str:
