@@ -168,8 +168,9 @@ learnability
 
 # %% [markdown]
 # **What it takes.** The probe tables (`python -m cvitkit.probe`, run by hand: they are not part of the
-# pipeline) train each task alone with more steps, more data, a larger model or replies that write what
-# they read before the answer. This table gathers, per task, every setting measured so far, in sequence
+# pipeline) train each task alone with more steps, more data, a larger model, a vision tower pretrained
+# to keep where things are or what they are, or replies that write what they read before the answer
+# (the scene, the working, the option's value). This table gathers, per task, every setting measured so far, in sequence
 # and alone, and names those that cleared the bar (`results/mini/LEARNABILITY.md` tells the whole story).
 # A probe repeated with blank images (`--blind`) is the question-only model of its setting: the setting
 # must clear that score too, and so must the sequence with the same epochs per task. So a task counted
