@@ -71,7 +71,6 @@ answer scores.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import time
 from pathlib import Path
@@ -81,7 +80,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from cvitkit.provenance import atomic_write_json, provenance
+from cvitkit.provenance import append_call, provenance
 
 LETTERS = "ABCD"
 #: Values the options are drawn from: the shapes, colours and counts of the synthetic MCQ family.
@@ -261,9 +260,7 @@ def write_table(folder, rows: list[dict], arguments: dict, curves: dict) -> pd.D
                         lambda t: t.sort_values(["model", "task", "seed"], ascending=[True, False, True],
                                                 ignore_index=True), defaults={"seed": 0})
     sidecar = Path(folder) / "option_pointer.json"
-    calls = json.loads(sidecar.read_text()).get("calls", []) if sidecar.exists() else []
-    calls.append({"arguments": arguments, "curves": curves, "provenance": provenance(seed=0)})
-    atomic_write_json(sidecar, {"calls": calls})
+    append_call(sidecar, {"arguments": arguments, "curves": curves, "provenance": provenance(seed=0)})
     return table
 
 

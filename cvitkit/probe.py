@@ -60,7 +60,7 @@ from cvitkit.data.scene_answers import SCENE_FAMILIES, scene_agreement, scene_re
 from cvitkit.data.worked_answers import WORKED_FAMILIES, check_worked, worked_agreement, worked_records
 from cvitkit.errors import ConfigError, CvitkitError
 from cvitkit.profiles import Profile, available_profiles, load_profile
-from cvitkit.provenance import atomic_write_json, provenance, work_dir
+from cvitkit.provenance import append_call, provenance, work_dir
 
 #: The one picture every record of a blind probe shows: mid-grey, so no pixel tells one question from another.
 BLANK_GREY = (128, 128, 128)
@@ -357,13 +357,11 @@ def probe_suite(profile: str | Profile, suite: str, tasks: list[str] | None = No
     path = profile.results_dir / "tables" / f"{suite}_probe.csv"
     _merge_into(path, table, task_order=known, profile_seed=profile_seed)
     # each call's provenance, appended: rows of one table may come from several calls
-    sidecar = path.with_suffix(".json")
-    calls = json.loads(sidecar.read_text())["calls"] if sidecar.exists() else []
-    calls.append(provenance(profile=profile.name, suite=suite, model=model_label(profile), method=method,
-                            tasks=list(tasks or known), epochs=list(epochs), train_per_task=train_per_task,
-                            answer_form=answer_form, seed=profile_seed if seed is None else seed,
-                            blind=blind, base_model=pretrainings))
-    atomic_write_json(sidecar, {"calls": calls})
+    append_call(path.with_suffix(".json"),
+                provenance(profile=profile.name, suite=suite, model=model_label(profile), method=method,
+                           tasks=list(tasks or known), epochs=list(epochs), train_per_task=train_per_task,
+                           answer_form=answer_form, seed=profile_seed if seed is None else seed,
+                           blind=blind, base_model=pretrainings))
     from cvitkit.report.what_it_takes import write_what_it_takes
 
     write_what_it_takes(path.parent, suite, default_samples=profile.data.sizes_for(suite)["train_per_task"],
@@ -404,10 +402,8 @@ def refresh_references(profile: str | Profile, suite: str, log=print) -> pd.Data
             table.loc[rows, "score - bar"] = (table.loc[rows, "score"] - ref["bar"]).round(1)
     known = [t.name for t in spec.tasks]
     _merge_into(path, table, task_order=known, profile_seed=profile.train.seed)
-    sidecar = path.with_suffix(".json")
-    calls = json.loads(sidecar.read_text())["calls"] if sidecar.exists() else []
-    calls.append(provenance(profile=profile.name, suite=suite, refreshed_references=list(REFERENCE_COLUMNS)))
-    atomic_write_json(sidecar, {"calls": calls})
+    append_call(path.with_suffix(".json"),
+                provenance(profile=profile.name, suite=suite, refreshed_references=list(REFERENCE_COLUMNS)))
     from cvitkit.report.what_it_takes import write_what_it_takes
 
     write_what_it_takes(path.parent, suite, default_samples=default, sequence_model=profile.model.preset)

@@ -45,6 +45,14 @@ def atomic_write_json(path: str | Path, data) -> Path:
     return atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
 
+def append_call(sidecar: str | Path, record: dict) -> Path:
+    """Append ``record`` to the ``calls`` list of a table's JSON sidecar (created if missing), atomically:
+    tables merged call by call keep every call's arguments and provenance beside them."""
+    sidecar = Path(sidecar)
+    calls = json.loads(sidecar.read_text()).get("calls", []) if sidecar.exists() else []
+    return atomic_write_json(sidecar, {"calls": [*calls, record]})
+
+
 def package_versions() -> dict[str, str | None]:
     out = {}
     for name in PACKAGES:
