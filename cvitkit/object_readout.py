@@ -31,7 +31,6 @@ held-out scores), is appended to ``object_readout.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from pathlib import Path
 
@@ -51,7 +50,7 @@ def object_features(model, processor, samples) -> list[tuple[torch.Tensor, str, 
     """``(feature, kind, colour, picture)`` per drawn object of ``samples`` (synthetic samples whose
     ``truth["objects"]`` carry pixel boxes): the mean patch feature inside the object's box. A GUI
     button's *kind* is its label, the word a question names it by."""
-    from cvitkit.vision_pretrain import patch_features
+    from cvitkit.vision_pretrain import patch_centres, patch_features, patches_in_box
 
     out = []
     for start in range(0, len(samples), 32):
@@ -60,14 +59,12 @@ def object_features(model, processor, samples) -> list[tuple[torch.Tensor, str, 
         with torch.no_grad():
             feats = patch_features(model, pixels).double()
         side = math.isqrt(feats.shape[1])
-        centres = (torch.arange(side, dtype=torch.double) + 0.5) / side    # patch centres, fractions of the side
+        centres = patch_centres(side)
         for i, s in enumerate(batch):
             size = s.image.size[0]
             for obj in s.truth.get("objects", []):
                 x1, y1, x2, y2 = (v / size for v in obj["box"])
-                inside_y = (centres >= y1) & (centres <= y2)
-                inside_x = (centres >= x1) & (centres <= x2)
-                mask = (inside_y[:, None] & inside_x[None, :]).reshape(-1)
+                mask = patches_in_box((x1, y1, x2, y2), centres).reshape(-1)
                 if not mask.any():
                     row = int(torch.argmin((centres - (y1 + y2) / 2).abs()))
                     col = int(torch.argmin((centres - (x1 + x2) / 2).abs()))
@@ -129,15 +126,13 @@ def write_table(folder, rows: list[dict], arguments: dict, base_model: dict | No
     """Merge ``rows`` into ``<folder>/object_readout.{csv,md}`` and append the call (its arguments, the
     base model's identity and provenance) to ``object_readout.json``."""
     from cvitkit.probe import merge_table
-    from cvitkit.provenance import atomic_write_json, provenance
+    from cvitkit.provenance import append_call, provenance
 
     table = merge_table(Path(folder) / "object_readout.csv", pd.DataFrame(rows, columns=COLUMNS),
                         ["suite", "task", "model", "pictures"],
                         lambda t: t.sort_values(["suite", "task", "model"], ignore_index=True))
-    sidecar = Path(folder) / "object_readout.json"
-    calls = json.loads(sidecar.read_text()).get("calls", []) if sidecar.exists() else []
-    calls.append({"arguments": arguments, "base_model": base_model, "provenance": provenance(seed=0)})
-    atomic_write_json(sidecar, {"calls": calls})
+    append_call(Path(folder) / "object_readout.json",
+                {"arguments": arguments, "base_model": base_model, "provenance": provenance(seed=0)})
     return table
 
 

@@ -92,6 +92,18 @@ def position_loss(features: torch.Tensor, rows: torch.nn.Linear, cols: torch.nn.
     return 0.5 * (F.cross_entropy(rows(flat), row) + F.cross_entropy(cols(flat), col))
 
 
+def patch_centres(side: int) -> torch.Tensor:
+    """Centres of a row (or column) of ``side`` patches, as fractions of the picture's side."""
+    return (torch.arange(side, dtype=torch.double) + 0.5) / side
+
+
+def patches_in_box(box, centres: torch.Tensor) -> torch.Tensor:
+    """``(side, side)`` mask, row-major, of the patches whose centre (:func:`patch_centres`) lies in
+    ``box`` (normalised ``x1, y1, x2, y2``, edges included)."""
+    x1, y1, x2, y2 = box
+    return ((centres >= y1) & (centres <= y2))[:, None] & ((centres >= x1) & (centres <= x2))[None, :]
+
+
 def object_targets(objects: list[list[dict]], patches: int) -> tuple[torch.Tensor, list[str]]:
     """``(images, patches)`` class of each patch: 0 for background, ``1 + k`` for the ``k``-th kind of
     the returned sorted kind list when the patch's centre lies in an object's box (normalised ``x1, y1,
@@ -100,13 +112,11 @@ def object_targets(objects: list[list[dict]], patches: int) -> tuple[torch.Tenso
     if side * side != patches:
         raise ValueError(f"the patch-object term needs a square grid of patches, got {patches}.")
     kinds = sorted({o["kind"] for image in objects for o in image})
-    centres = (torch.arange(side, dtype=torch.float) + 0.5) / side
+    centres = patch_centres(side)
     targets = torch.zeros(len(objects), side, side, dtype=torch.long)
     for row, image in enumerate(objects):
         for o in image:
-            x1, y1, x2, y2 = o["box"]
-            inside = ((centres >= y1) & (centres <= y2))[:, None] & ((centres >= x1) & (centres <= x2))[None, :]
-            targets[row][inside] = 1 + kinds.index(o["kind"])
+            targets[row][patches_in_box(o["box"], centres)] = 1 + kinds.index(o["kind"])
     return targets.reshape(len(objects), patches), kinds
 
 

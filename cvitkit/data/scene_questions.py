@@ -38,7 +38,7 @@ third can share one: the answer still follows the picture (the generator's truth
 
 from __future__ import annotations
 
-from cvitkit.data.scene_text import OBJECT_SEP, SCENE_END, cell_of, describe, entry, read_scene
+from cvitkit.data.scene_text import OBJECT_SEP, SCENE_END, cell_of, describe, entry, name_of, read_scene
 from cvitkit.data.worked_answers import COLUMNS, ROWS
 
 #: Families whose samples ask a one-word question about the scene, and the separator before the answer.
@@ -137,7 +137,7 @@ def question_reads(reply: str, sample) -> tuple[bool, bool]:
     """(reading right, answer follows its reading) for one scene-first reply to a VQA or relation sample."""
     t, size = sample.truth, sample.image.size[0]
     scene = read_scene(reply)
-    truth_scene = [(f"{o['colour']} {o['kind']}", cell_of(o, size)) for o in t["objects"]]
+    truth_scene = [(name_of(o), cell_of(o, size)) for o in t["objects"]]
     placed = sorted(scene) == sorted(truth_scene)
     if QUESTION_FAMILIES["vqa"] not in reply:
         return placed, False
