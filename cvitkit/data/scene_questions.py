@@ -47,7 +47,8 @@ QUESTION_FAMILIES = {"vqa": ":", "relation": ":"}
 #: What the copy step writes when the question is about no object of the scene (a ``no`` to presence).
 NONE = "none"
 
-_SIDES = {"left": ("x", -1), "right": ("x", 1), "above": ("y", -1), "below": ("y", 1)}
+#: The axis each relation word compares along.
+_AXES = {"left": "x", "right": "x", "above": "y", "below": "y"}
 
 
 def _matches(obj_colour: str, obj_kind: str, truth: dict) -> bool:
@@ -119,7 +120,7 @@ def answer_from_scene(scene: list[tuple[str, str]], truth: dict) -> str | None:
     if b is None:
         return None
     if q in ("which", "colour_of"):
-        axis = _SIDES[truth["relation"]][0]
+        axis = _AXES[truth["relation"]]
         others = [e for e in parts if e is not b and _side(e[2], b[2], axis) == truth["relation"]]
         if len(others) != 1:
             return None
