@@ -22,6 +22,8 @@ scene-first replies that list every object with its cell before looking up the o
 (``--answer-form scene``, see :mod:`cvitkit.data.scene_answers` and
 :mod:`cvitkit.data.scene_questions`). All three add two
 columns that tell the reading step from the last one: *reading right* and *answer follows its reading*.
+``--train-tower`` trains the vision tower in full with the task, which every method (and LLaVA-style
+continual tuning) keeps frozen: whether a tower shaped by the task reads what the frozen one drops.
 ``--seed`` repeats a probe with another training seed (the adapter's initialisation and the order of the
 training batches; the base model and the data are unchanged), so that a result at the margin can be
 told from a lucky draw; the *what it takes* table averages a setting over its seeds. ``--blind`` trains
@@ -29,7 +31,7 @@ and tests the same setting with every picture replaced by one grey image: the qu
 that very setting (same data, steps, replies), the reference a score that reads the image must clear.
 
 Each (task, epochs) probe is an ordinary resumable run folder under
-``<work>/<profile>/probes/<suite>/<preset>[__position<w>][__object<w>]/<task>__<method>__e<epochs>[__n<samples>][__<answer form>][__seed<s>][__blind]``
+``<work>/<profile>/probes/<suite>/<preset>[__position<w>][__object<w>][__tower]/<task>__<method>__e<epochs>[__n<samples>][__<answer form>][__seed<s>][__blind]``
 (predictions included), so an interrupted probe continues where it stopped and a finished one is read back instead
 of retrained. The table goes to ``results/<profile>/tables/<suite>_probe.{csv,md}``, and the suite's
 *what it takes* table (:mod:`cvitkit.report.what_it_takes`: every setting tried per task, in sequence
@@ -43,6 +45,7 @@ and alone, and which ones learned it) is rewritten beside it when the learnabili
     python -m cvitkit.probe --profile mini --suite mllmcl_dcl --tasks Fin --epochs 30 --answer-form worked
     python -m cvitkit.probe --profile mini --suite mllmcl_dcl --tasks Fin --epochs 30 --answer-form worked --seed 1
     python -m cvitkit.probe --profile mini --suite mllmcl_dcl --tasks AD --epochs 10 --blind
+    python -m cvitkit.probe --profile mini --suite mllmcl_dcl --tasks AD Med --epochs 10 --train-tower
     python -m cvitkit.probe --profile mini --suite mllmcl_dcl --refresh-references
 """
 
@@ -80,10 +83,16 @@ def _tower_terms(profile: Profile) -> list[tuple[str, float]]:
             if getattr(profile.base, field)]
 
 
-def model_label(profile: Profile) -> str:
+#: What the tables and folders add to the model's name when the probe trains the vision tower with the task.
+TOWER_TRAINED = ("tower trained", "tower")
+
+
+def model_label(profile: Profile, train_tower: bool = False) -> str:
     """The probed model as the tables name it: the preset, and the base model's stage-0 terms when set
-    (``tiny-3m + position term 1``, ``tiny-3m + object term 1``), each a base model of its own."""
-    return profile.model.preset + "".join(f" + {term} term {w:g}" for term, w in _tower_terms(profile))
+    (``tiny-3m + position term 1``, ``tiny-3m + object term 1``), each a base model of its own, and
+    ``+ tower trained`` when the probe trains the vision tower with the task (``--train-tower``)."""
+    return (profile.model.preset + "".join(f" + {term} term {w:g}" for term, w in _tower_terms(profile))
+            + (f" + {TOWER_TRAINED[0]}" if train_tower else ""))
 
 
 def with_tower_term(profile: Profile, term: str, weight: float) -> Profile:
@@ -123,14 +132,16 @@ def with_position_term(profile: Profile, weight: float) -> Profile:
 
 
 def _probe_dir(profile: Profile, suite: str, task: str, method: str, epochs: float, train_per_task: int | None,
-               answer_form: str = "letter", seed: int | None = None, blind: bool = False):
+               answer_form: str = "letter", seed: int | None = None, blind: bool = False,
+               train_tower: bool = False):
     """The probe's run folder; ``seed`` is a training seed other than the profile's (its own folder), and a
-    blind probe has its own too."""
+    blind probe has its own too; a trained tower is a model of its own (``<preset>__tower``)."""
     name = f"{task}__{method}__e{epochs:g}" + (f"__n{train_per_task}" if train_per_task else "")
     name += "" if answer_form == "letter" else f"__{answer_form}"
     name += "" if seed is None else f"__seed{seed}"
     name += "__blind" if blind else ""
     model = profile.model.preset + "".join(f"__{term}{w:g}" for term, w in _tower_terms(profile))
+    model += f"__{TOWER_TRAINED[1]}" if train_tower else ""
     return work_dir(profile.name) / "probes" / suite / model / name
 
 
@@ -168,12 +179,14 @@ def _blind(profile: Profile, suite_data, task: str):
 
 def probe_task(profile: Profile, suite_data, task: str, epochs: float, method: str = "lora_ft",
                log=print, train_per_task: int | None = None, answer_form: str = "letter",
-               seed: int | None = None, blind: bool = False) -> dict:
+               seed: int | None = None, blind: bool = False, train_tower: bool = False) -> dict:
     """Train ``method`` on ``task`` alone for ``epochs`` from the base model; its test score and cost.
 
     ``seed`` replaces the profile's training seed (``train.seed``: the adapter's initialisation and the
     batches' order), in a run folder of its own; the base model and the data do not depend on it.
     ``blind`` shows every training and test record of the task one grey picture (:func:`_blind`).
+    ``train_tower`` trains the vision tower in full with the adapter (at the projector's learning rate;
+    :func:`~cvitkit.adapters.set_vision_tower_trainable`), where every method keeps it frozen.
 
     With ``answer_form="value_letter"`` the training replies name the option's value before its letter,
     the reply's letter is scored (``option_letter``), and the result adds the two parts of
@@ -211,17 +224,23 @@ def probe_task(profile: Profile, suite_data, task: str, epochs: float, method: s
         profile = replace(profile, train=replace(profile.train, max_new_tokens=tokens))
     method_obj = build_method(method, method_preset(profile), {"epochs": epochs}, suite=suite,
                               seed=profile.train.seed)
-    run_dir = _probe_dir(profile, suite.name, task, method, epochs, train_per_task, answer_form, seed, blind)
+    run_dir = _probe_dir(profile, suite.name, task, method, epochs, train_per_task, answer_form, seed, blind,
+                         train_tower)
     if train_per_task:
         profile = replace(profile, data=replace(profile.data, train_per_task=train_per_task))
     # letter probes keep their config (and so their saved folders); other forms say so in theirs
     form = {} if answer_form == "letter" else {"answer_form": answer_form}
     form.update({"blind": True} if blind else {})
+    form.update({"train_tower": True} if train_tower else {})
     _start_or_resume(run_dir, run_config(profile, suite, method_obj, task=task, **form), False, log)
     base_dir = base_model_dir(profile)
     pretrainings = record_base_model(run_dir, base_dir, log) if base_dir is not None else []
     seed_everything(experience_seed(profile.train.seed, SETUP_SEED_INDEX))
     method_obj.setup(model, processor)
+    if train_tower:
+        from cvitkit.adapters import set_vision_tower_trainable
+
+        set_vision_tower_trainable(method_obj.model, True)
     experience = next(e for e in experiences_for(suite_data, None, False) if e.task_name == task)
     experience = replace(experience, index=0, is_first=True, is_last=True)
     trainer = ContinualTrainer(method_obj, processor, {task: spec}, {task: suite_data.test[task]},
@@ -294,7 +313,7 @@ def _agreement(predictions_file, test_records: list[dict], test_samples: dict | 
 def probe_suite(profile: str | Profile, suite: str, tasks: list[str] | None = None,
                 epochs: list[float] = (1.0,), method: str = "lora_ft", log=print,
                 train_per_task: int | None = None, answer_form: str = "letter",
-                seed: int | None = None, blind: bool = False) -> pd.DataFrame:
+                seed: int | None = None, blind: bool = False, train_tower: bool = False) -> pd.DataFrame:
     """Probe every task of ``tasks`` (default: all of ``suite``) at every value of ``epochs``.
 
     ``train_per_task`` trains on a larger (or smaller) synthetic training set than the profile's;
@@ -302,7 +321,8 @@ def probe_suite(profile: str | Profile, suite: str, tasks: list[str] | None = No
     ``"worked"`` math, chart-trend and grounding tasks to write what they read first, and ``"scene"``
     grounding, GUI, VQA and relation tasks to list the scene first (see :func:`probe_task`);
     ``seed`` trains with another training seed than the profile's; ``blind`` shows every record one grey
-    picture (its rows say ``blank`` under *images*, the others ``shown``).
+    picture (its rows say ``blank`` under *images*, the others ``shown``); ``train_tower`` trains the vision
+    tower with the task (its rows name the model ``<preset> + tower trained``).
     Returns one row per (task, epochs): training samples, answer form, training seed, the image-free references
     (chance, best constant answer, question prior, question-type prior), score, score - bar (the bar is the
     highest of the last three, as in :mod:`cvitkit.report.learnability`),
@@ -341,9 +361,9 @@ def probe_suite(profile: str | Profile, suite: str, tasks: list[str] | None = No
         for n in epochs:
             log(f"[probe] {suite}/{task}: {method}, {n:g} epoch(s)" + (", blank images" if blind else ""))
             result = probe_task(profile, suite_data, task, n, method, log=log, train_per_task=train_per_task,
-                                answer_form=answer_form, seed=seed, blind=blind)
+                                answer_form=answer_form, seed=seed, blind=blind, train_tower=train_tower)
             pretrainings[f"{task}, {n:g} epochs"] = result["base_model"]
-            rows.append({"task": task, "scorer": specs[task].scorer, "model": model_label(profile),
+            rows.append({"task": task, "scorer": specs[task].scorer, "model": model_label(profile, train_tower),
                          "method": method, "epochs": n, "train samples": len(suite_data.train[task]),
                          "answer form": answer_form, "seed": profile_seed if seed is None else seed,
                          "images": "blank" if blind else "shown",
@@ -358,7 +378,7 @@ def probe_suite(profile: str | Profile, suite: str, tasks: list[str] | None = No
     _merge_into(path, table, task_order=known, profile_seed=profile_seed)
     # each call's provenance, appended: rows of one table may come from several calls
     append_call(path.with_suffix(".json"),
-                provenance(profile=profile.name, suite=suite, model=model_label(profile), method=method,
+                provenance(profile=profile.name, suite=suite, model=model_label(profile, train_tower), method=method,
                            tasks=list(tasks or known), epochs=list(epochs), train_per_task=train_per_task,
                            answer_form=answer_form, seed=profile_seed if seed is None else seed,
                            blind=blind, base_model=pretrainings))
@@ -482,6 +502,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--blind", action="store_true",
                         help="show every training and test record of the task one grey picture: the question-only "
                              "model of the same setting, a reference its score with pictures must clear")
+    parser.add_argument("--train-tower", action="store_true",
+                        help="train the vision tower in full with the task (at the projector's learning rate), "
+                             "where every method keeps it frozen: does a tower shaped by the task read what the "
+                             "frozen one drops?")
     parser.add_argument("--data-root", help="real benchmark files (full profile)")
     parser.add_argument("--refresh-references", action="store_true",
                         help="train nothing: recompute the image-free references and score - bar of the suite's "
@@ -497,7 +521,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         table = probe_suite(profile, args.suite, args.tasks, args.epochs, args.method,
                             train_per_task=args.train_per_task, answer_form=args.answer_form, seed=args.seed,
-                            blind=args.blind)
+                            blind=args.blind, train_tower=args.train_tower)
     except CvitkitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -18,6 +18,7 @@ from cvitkit.adapters import (
     mixture_delta_loop,
     mixture_layers,
     save_adapter_state,
+    set_vision_tower_trainable,
 )
 from cvitkit.models import build_tiny_llava, lora_target_regex
 from cvitkit.routers import RoutingContext
@@ -211,3 +212,55 @@ def test_mixture_wraps_a_4bit_base_layer(micro_llava_dir):
     out = model(**batch, labels=batch["input_ids"])
     out.loss.backward()
     assert layer.lora_A["default"][0].grad is not None
+
+
+def test_a_trained_vision_tower_is_saved_and_restored_with_the_adapters(tmp_path, micro_llava):
+    """Every method keeps the tower frozen and out of the stage folder; the probe's --train-tower trains it,
+    and then a stage folder must hold it, or a resumed probe would score an untrained tower."""
+    _, processor = micro_llava
+    from tests.conftest import make_image
+
+    def fresh(train_tower: bool):
+        m, _ = build_tiny_llava("micro")
+        m = add_lora(m, rank=4, alpha=8, dropout=0.0)
+        if train_tower:
+            assert set_vision_tower_trainable(m, True) == sum(
+                p.numel() for n, p in m.named_parameters() if "vision_tower" in n)
+        return m
+
+    frozen = fresh(False)
+    assert not any("vision_tower" in k for k in adapter_state_dict(frozen))
+    a = fresh(True)
+    tower = {n for n, p in a.named_parameters() if "vision_tower" in n}
+    assert tower and all(a.get_parameter(n).requires_grad for n in tower)
+    counts = count_adapter_parameters(a)
+    assert counts["adapter_trainable"] == counts["adapter_total"] == sum(
+        p.numel() for p in a.parameters() if p.requires_grad)
+    with torch.no_grad():
+        for n in tower:
+            a.get_parameter(n).add_(0.1)
+    save_adapter_state(a, tmp_path / "adapter.safetensors")
+    b = fresh(True)
+    batch = processor(text=["USER: <image>\nQ? ASSISTANT:"], images=[make_image(32)], return_tensors="pt")
+    with torch.no_grad():
+        assert not torch.allclose(a(**batch).logits, b(**batch).logits)
+        load_adapter_state(b, tmp_path / "adapter.safetensors")
+        torch.testing.assert_close(a(**batch).logits, b(**batch).logits)
+    # a folder saved with a frozen tower does not load into a model that trains it: the tower is missing
+    save_adapter_state(frozen, tmp_path / "frozen.safetensors")
+    with pytest.raises(Exception, match="does not match the model"):
+        load_adapter_state(fresh(True), tmp_path / "frozen.safetensors")
+
+
+def test_a_trained_tower_gets_its_own_optimizer_group_at_the_projectors_rate():
+    from cvitkit.methods.lora_ft import LoraFT, LoraFTConfig
+
+    method = LoraFT(LoraFTConfig(rank=4, alpha=8, lr=1e-3, projector_lr=1e-4))
+    model, processor = build_tiny_llava("micro")
+    method.setup(model, processor)
+    assert [g["name"] for g in method.param_groups()] == ["adapter", "projector"]
+    set_vision_tower_trainable(method.model, True)
+    groups = {g["name"]: g for g in method.param_groups()}
+    assert list(groups) == ["adapter", "projector", "vision_tower"] and groups["vision_tower"]["lr"] == 1e-4
+    assert sum(p.numel() for p in groups["vision_tower"]["params"]) == sum(
+        p.numel() for n, p in method.model.named_parameters() if "vision_tower" in n)

@@ -6,6 +6,7 @@ import json
 
 import pandas as pd
 import pytest
+import torch
 
 from cvitkit.errors import ConfigError
 from cvitkit.probe import (STEPS_FIRST_TOKENS, _probe_dir, model_label, probe_suite, refresh_references,
@@ -299,3 +300,34 @@ def test_scene_first_replies_need_a_grounding_task(micro_smoke_profile):
     with pytest.raises(ConfigError, match="no scene-first reply.*Fix: use --answer-form scene on grounding, GUI, VQA"):
         probe_suite(micro_smoke_profile(batch_size=2), SUITE, ["Fin"], [1.0], log=lambda *_: None,
                     answer_form="scene")
+
+
+def test_a_probe_that_trains_the_tower_is_a_model_of_its_own_and_changes_only_the_tower_it_trains(
+        micro_smoke_profile):
+    from safetensors.torch import load_file
+
+    from cvitkit.data import corpus
+    from cvitkit.runner import load_base
+
+    profile = micro_smoke_profile(batch_size=2)
+    frozen = probe_suite(profile, SUITE, ["Med"], [1.0], log=lambda *_: None)
+    trained = probe_suite(profile, SUITE, ["Med"], [1.0], log=lambda *_: None, train_tower=True)
+    assert list(frozen["model"]) == ["micro"] and list(trained["model"]) == ["micro + tower trained"]
+    assert model_label(profile, train_tower=True) == "micro + tower trained"
+    saved = pd.read_csv(profile.results_dir / "tables" / f"{SUITE}_probe.csv")
+    assert list(saved["model"]) == ["micro", "micro + tower trained"]
+    calls = json.loads((profile.results_dir / "tables" / f"{SUITE}_probe.json").read_text())["calls"]
+    assert [c["model"] for c in calls] == ["micro", "micro + tower trained"]
+
+    run = _probe_dir(profile, SUITE, "Med", "lora_ft", 1.0, None, train_tower=True)
+    assert run.parent.name == "micro__tower" and json.loads((run / "config.json").read_text())["train_tower"] is True
+    # the stage folder holds the tower the probe trained, and it moved away from the base model's
+    stage = load_file(str(sorted((run / "stages").iterdir())[-1] / "adapter.safetensors"))
+    base, _ = load_base(profile, corpus=corpus())
+    tower = {k.removeprefix("base_model.model."): v for k, v in stage.items() if "vision_tower" in k}
+    base_tower = {n: p.detach() for n, p in base.named_parameters() if "vision_tower" in n}
+    assert set(tower) == set(base_tower)
+    assert any(not torch.equal(v, base_tower[k]) for k, v in tower.items())
+    frozen_run = _probe_dir(profile, SUITE, "Med", "lora_ft", 1.0, None)
+    assert not any("vision_tower" in k for k in
+                   load_file(str(sorted((frozen_run / "stages").iterdir())[-1] / "adapter.safetensors")))

@@ -5,6 +5,8 @@ from __future__ import annotations
 from peft import LoraConfig, PeftModel, get_peft_model
 
 from cvitkit.adapters.mixture import MixtureLoraConfig, MixtureLoraLinear
+from cvitkit.adapters.state import VISION_TOWER
+from cvitkit.errors import ConfigError
 from cvitkit.models.targets import check_targets, lora_target_regex
 
 PROJECTOR = "multi_modal_projector"
@@ -21,6 +23,21 @@ def set_projector_trainable(model, trainable: bool) -> None:
     for name, p in model.named_parameters():
         if PROJECTOR in name:
             p.requires_grad_(trainable)
+
+
+def set_vision_tower_trainable(model, trainable: bool) -> int:
+    """Train the vision tower in full, in place; returns its parameter count.
+
+    LLaVA-style continual tuning keeps the tower frozen (every method of the kit does): this is the
+    learnability probe's ``--train-tower`` setting, which asks whether a tower shaped by the task itself
+    reads what the frozen one drops. The tower's weights are then saved with the adapters."""
+    params = [p for name, p in model.named_parameters() if VISION_TOWER in name]
+    if not params:
+        raise ConfigError("this model has no module named 'vision_tower' to train: --train-tower needs a LLaVA-style "
+                          "model (the kit's tiny LLaVA or a Hugging Face LLaVA).")
+    for p in params:
+        p.requires_grad_(trainable)
+    return sum(p.numel() for p in params)
 
 
 def add_lora(model, rank: int, alpha: float, dropout: float, targets: str = "all_linear",

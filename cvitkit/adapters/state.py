@@ -10,15 +10,27 @@ from safetensors.torch import load_file, save_file
 from cvitkit.errors import CvitkitError
 
 
+VISION_TOWER = "vision_tower"
+
+
 def _is_adapter_key(name: str) -> bool:
     # LoRA/mixture weights and routers carry "lora_"; the projector is trained by most methods and is
     # small, so it is always saved with the adapters (one folder is a complete stage).
     return "lora_" in name or "multi_modal_projector" in name
 
 
+def _saved_keys(model: torch.nn.Module) -> set[str]:
+    """The adapter keys, and the vision tower's where it is trained (the probe's ``--train-tower``): a
+    stage folder must hold every weight training changed, and the frozen base none."""
+    tower_trained = any(p.requires_grad for n, p in model.named_parameters() if VISION_TOWER in n)
+    return {k for k in model.state_dict() if _is_adapter_key(k) or (tower_trained and VISION_TOWER in k)}
+
+
 def adapter_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """Every adapter parameter and persistent buffer (LoRA, experts, routers) and the projector."""
-    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if _is_adapter_key(k)}
+    """Every adapter parameter and persistent buffer (LoRA, experts, routers), the projector, and the
+    vision tower when it is trained."""
+    keys = _saved_keys(model)
+    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if k in keys}
 
 
 def save_adapter_state(model: torch.nn.Module, path: str | Path) -> Path:
@@ -33,7 +45,7 @@ def save_adapter_state(model: torch.nn.Module, path: str | Path) -> Path:
 def load_adapter_state(model: torch.nn.Module, path: str | Path, strict: bool = True) -> None:
     """Load tensors saved by :func:`save_adapter_state`; with ``strict``, every adapter key must match."""
     state = load_file(str(path))
-    own = {k for k in model.state_dict() if _is_adapter_key(k)}
+    own = _saved_keys(model)
     missing, unexpected = own - set(state), set(state) - own
     if strict and (missing or unexpected):
         raise CvitkitError(
@@ -45,10 +57,12 @@ def load_adapter_state(model: torch.nn.Module, path: str | Path, strict: bool = 
 
 
 def count_adapter_parameters(model: torch.nn.Module) -> dict[str, int]:
-    """Adapter parameters in total and those trainable now (frozen experts excluded)."""
+    """Adapter parameters in total and those trainable now (frozen experts excluded); a trained vision
+    tower counts with them."""
     total = trainable = 0
+    keys = _saved_keys(model)
     for name, p in model.named_parameters():
-        if _is_adapter_key(name):
+        if name in keys:
             total += p.numel()
             trainable += p.numel() if p.requires_grad else 0
     return {"adapter_total": total, "adapter_trainable": trainable}

@@ -26,6 +26,7 @@ from cvitkit.errors import ConfigError
 from cvitkit.lm_loss import answer_inputs, answer_loss
 
 PROJECTOR = "multi_modal_projector"
+VISION_TOWER = "vision_tower"
 
 
 @dataclass
@@ -140,14 +141,16 @@ class Method:
 
     # -- optimisation -----------------------------------------------------------------------------
     def param_groups(self) -> list[dict]:
-        """Trainable parameters split into adapter and projector groups with their learning rates."""
-        adapter, projector = [], []
+        """Trainable parameters split into adapter and projector groups with their learning rates; a vision
+        tower trained in full (the probe's ``--train-tower``) is a group of its own at the projector's rate,
+        the rate of the other pretrained module trained in place."""
+        adapter, projector, tower = [], [], []
         for name, p in self.model.named_parameters():
             if p.requires_grad:
-                (projector if PROJECTOR in name else adapter).append(p)
-        groups = [{"params": adapter, "lr": self.config.lr, "name": "adapter"}]
-        if projector:
-            groups.append({"params": projector, "lr": self.config.projector_lr, "name": "projector"})
+                (projector if PROJECTOR in name else tower if VISION_TOWER in name else adapter).append(p)
+        groups = [{"params": adapter, "lr": self.config.lr, "name": "adapter"},
+                  {"params": projector, "lr": self.config.projector_lr, "name": "projector"},
+                  {"params": tower, "lr": self.config.projector_lr, "name": "vision_tower"}]
         return [g for g in groups if g["params"]]
 
     def lr_schedule(self, experience) -> tuple[str, float]:
