@@ -22,6 +22,7 @@ downstream. ::
     python -m cvitkit.object_readout --profile mini --suite mllmcl_dcl --tasks AD Med
     python -m cvitkit.object_readout --profile mini --suite mllmcl_dcl --tasks AD --vision-position-weight 1
     python -m cvitkit.object_readout --profile mini --suite mllmcl_dcl --tasks AD --vision-object-weight 1
+    python -m cvitkit.object_readout --profile mini --suite mllmcl_dcl --tasks AD Med --image-size 128
 
 Rows go to ``results/<profile>/tables/object_readout.{csv,md}`` (a row replaces the saved one of the
 same suite, task, model and picture count); each call, with the base model it read (key, weights hash,
@@ -138,7 +139,7 @@ def write_table(folder, rows: list[dict], arguments: dict, base_model: dict | No
 
 def main(argv=None) -> int:
     from cvitkit.data import corpus, load_suite
-    from cvitkit.probe import add_tower_options, model_label, with_tower_options
+    from cvitkit.probe import add_tower_options, model_label, own_image_size, with_tower_options
     from cvitkit.profiles import available_profiles, load_profile
     from cvitkit.base_model import base_identity
     from cvitkit.runner import base_model_dir, load_base
@@ -158,14 +159,14 @@ def main(argv=None) -> int:
     if profile.data_root:
         raise ConfigError("the read-out draws each picture again from its seed to know its objects; it needs the "
                           "kit's synthetic data, not a data root.")
-    profile = with_tower_options(profile, args)
+    profile, image_size = own_image_size(with_tower_options(profile, args), args.image_size)
     suite = load_suite(args.suite)
     model, processor = load_base(profile, corpus=corpus())
     model.eval()
     rows = []
     for task in args.tasks:
         samples = draw_pictures(profile, suite, task, args.pictures)
-        rows.append({"suite": suite.name, "task": task, "model": model_label(profile),
+        rows.append({"suite": suite.name, "task": task, "model": model_label(profile, image_size=image_size),
                      **readout_row(model, processor, samples)})
         print(pd.DataFrame([rows[-1]]).to_string(index=False))
     base = base_model_dir(profile)

@@ -22,7 +22,8 @@ scene-first replies that list every object with its cell before looking up the o
 (``--answer-form scene``, see :mod:`cvitkit.data.scene_answers` and
 :mod:`cvitkit.data.scene_questions`). All three add two
 columns that tell the reading step from the last one: *reading right* and *answer follows its reading*.
-``--train-tower`` trains the vision tower in full with the task, which every method (and LLaVA-style
+``--image-size`` draws the pictures larger (objects over more of the tower's patches; its own data and
+base model, pretrained once at that side). ``--train-tower`` trains the vision tower in full with the task, which every method (and LLaVA-style
 continual tuning) keeps frozen: whether a tower shaped by the task reads what the frozen one drops.
 ``--seed`` repeats a probe with another training seed (the adapter's initialisation and the order of the
 training batches; the base model and the data are unchanged), so that a result at the margin can be
@@ -31,7 +32,7 @@ and tests the same setting with every picture replaced by one grey image: the qu
 that very setting (same data, steps, replies), the reference a score that reads the image must clear.
 
 Each (task, epochs) probe is an ordinary resumable run folder under
-``<work>/<profile>/probes/<suite>/<preset>[__position<w>][__object<w>][__tower]/<task>__<method>__e<epochs>[__n<samples>][__<answer form>][__seed<s>][__blind]``
+``<work>/<profile>/probes/<suite>/<preset>[__position<w>][__object<w>][__<side>px][__tower]/<task>__<method>__e<epochs>[__n<samples>][__<answer form>][__seed<s>][__blind]``
 (predictions included), so an interrupted probe continues where it stopped and a finished one is read back instead
 of retrained. The table goes to ``results/<profile>/tables/<suite>_probe.{csv,md}``, and the suite's
 *what it takes* table (:mod:`cvitkit.report.what_it_takes`: every setting tried per task, in sequence
@@ -46,6 +47,7 @@ and alone, and which ones learned it) is rewritten beside it when the learnabili
     python -m cvitkit.probe --profile mini --suite mllmcl_dcl --tasks Fin --epochs 30 --answer-form worked --seed 1
     python -m cvitkit.probe --profile mini --suite mllmcl_dcl --tasks AD --epochs 10 --blind
     python -m cvitkit.probe --profile mini --suite mllmcl_dcl --tasks AD Med --epochs 10 --train-tower
+    python -m cvitkit.probe --profile mini --suite mllmcl_dcl --tasks AD Med --epochs 10 --image-size 128
     python -m cvitkit.probe --profile mini --suite mllmcl_dcl --refresh-references
 """
 
@@ -87,12 +89,14 @@ def _tower_terms(profile: Profile) -> list[tuple[str, float]]:
 TOWER_TRAINED = ("tower trained", "tower")
 
 
-def model_label(profile: Profile, train_tower: bool = False) -> str:
-    """The probed model as the tables name it: the preset, and the base model's stage-0 terms when set
-    (``tiny-3m + position term 1``, ``tiny-3m + object term 1``), each a base model of its own, and
-    ``+ tower trained`` when the probe trains the vision tower with the task (``--train-tower``)."""
+def model_label(profile: Profile, train_tower: bool = False, image_size: int | None = None) -> str:
+    """The probed model as the tables name it: the preset, the base model's stage-0 terms when set
+    (``tiny-3m + position term 1``, ``tiny-3m + object term 1``) and ``image_size``, an image side other
+    than the profile's (``tiny-3m + 128 px``, see :func:`with_image_size`), each a base model of its own,
+    and ``+ tower trained`` when the probe trains the vision tower with the task (``--train-tower``)."""
+    size = image_size
     return (profile.model.preset + "".join(f" + {term} term {w:g}" for term, w in _tower_terms(profile))
-            + (f" + {TOWER_TRAINED[0]}" if train_tower else ""))
+            + (f" + {size} px" if size else "") + (f" + {TOWER_TRAINED[0]}" if train_tower else ""))
 
 
 def with_tower_term(profile: Profile, term: str, weight: float) -> Profile:
@@ -107,18 +111,56 @@ def with_tower_term(profile: Profile, term: str, weight: float) -> Profile:
     return replace(profile, base=replace(profile.base, **{TOWER_TERMS[term]: float(weight)}))
 
 
+def with_image_size(profile: Profile, size: int) -> Profile:
+    """``profile`` whose pictures (data and base model) are ``size`` pixels a side instead of its own.
+
+    The synthetic objects are drawn in proportion to the picture, so a larger side gives each object
+    more patches of the tower (at 64 px an object is about two 8-pixel patches wide). The base model is
+    pretrained again at that size (its cache key holds the image side), and the probe's data are built in
+    a folder of their own; the pictures differ from the 64-pixel ones, and so do their samples."""
+    from cvitkit.models.tiny import resolve_tiny_config
+
+    if profile.model.source != "base":
+        raise ConfigError(f"--image-size pretrains the kit's tiny LLaVA at another input side; profile "
+                          f"{profile.name!r} does not pretrain one (model.source {profile.model.source!r}: a fresh "
+                          f"preset or a model folder, whose processor fixes its own side and would shrink the "
+                          f"pictures back). Fix: use the mini profile.")
+    if profile.data_root:
+        raise ConfigError("--image-size draws the synthetic pictures at another size; it cannot be used with "
+                          "--data-root.")
+    patch = resolve_tiny_config(profile.model.preset).patch_size
+    if size < patch or size % patch:
+        raise ConfigError(f"--image-size {size}: the side must be a multiple of the {profile.model.preset} "
+                          f"tower's {patch}-pixel patch (e.g. 96 or 128).")
+    return replace(profile, data=replace(profile.data, image_size=size))
+
+
+def own_image_size(profile: Profile, size: int | None) -> tuple[Profile, int | None]:
+    """``(profile, size)`` with the profile's pictures ``size`` pixels a side (:func:`with_image_size`), or
+    ``(profile, None)`` when ``size`` is None or the profile's own: the side a probe names in its folder
+    and row."""
+    if size is None or size == profile.data.image_size:
+        return profile, None
+    return with_image_size(profile, size), size
+
+
 def add_tower_options(parser) -> None:
     """``--vision-position-weight`` and ``--vision-object-weight``: a base model whose stage 0 adds that
-    term (see :func:`with_tower_options`)."""
+    term (see :func:`with_tower_options`), and ``--image-size``: pictures and a base model of another side
+    (see :func:`own_image_size`)."""
     for term, learned in (("position", "each patch's row and column"),
                           ("object", "the kind of the object under each patch")):
         parser.add_argument(f"--vision-{term}-weight", type=float,
                             help=f"base model whose frozen vision tower also learned {learned} with this weight "
                                  "(stage 0, cvitkit/vision_pretrain.py); pretrained first, once")
+    parser.add_argument("--image-size", type=int,
+                        help="pictures of this many pixels a side instead of the profile's (a multiple of the "
+                             "tower's patch): objects span more patches; its own data and base model, built first")
 
 
 def with_tower_options(profile: Profile, args) -> Profile:
-    """``profile`` with the stage-0 terms the options of :func:`add_tower_options` set."""
+    """``profile`` with the stage-0 terms the options of :func:`add_tower_options` set (the image side is
+    :func:`own_image_size`'s)."""
     for term in TOWER_TERMS:
         weight = getattr(args, f"vision_{term}_weight", None)
         if weight is not None:
@@ -133,29 +175,35 @@ def with_position_term(profile: Profile, weight: float) -> Profile:
 
 def _probe_dir(profile: Profile, suite: str, task: str, method: str, epochs: float, train_per_task: int | None,
                answer_form: str = "letter", seed: int | None = None, blind: bool = False,
-               train_tower: bool = False):
+               train_tower: bool = False, image_size: int | None = None):
     """The probe's run folder; ``seed`` is a training seed other than the profile's (its own folder), and a
-    blind probe has its own too; a trained tower is a model of its own (``<preset>__tower``)."""
+    blind probe has its own too; another image side and a trained tower are models of their own
+    (``<preset>__128px``, ``<preset>__tower``)."""
     name = f"{task}__{method}__e{epochs:g}" + (f"__n{train_per_task}" if train_per_task else "")
     name += "" if answer_form == "letter" else f"__{answer_form}"
     name += "" if seed is None else f"__seed{seed}"
     name += "__blind" if blind else ""
     model = profile.model.preset + "".join(f"__{term}{w:g}" for term, w in _tower_terms(profile))
-    model += f"__{TOWER_TRAINED[1]}" if train_tower else ""
+    model += (f"__{image_size}px" if image_size else "") + (f"__{TOWER_TRAINED[1]}" if train_tower else "")
     return work_dir(profile.name) / "probes" / suite / model / name
 
 
-def _probe_data(profile: Profile, spec, train_per_task: int | None):
-    """The suite's data; with ``train_per_task``, a larger synthetic build in a folder of its own."""
+def _probe_data(profile: Profile, spec, train_per_task: int | None, image_size: int | None = None):
+    """The suite's data; with ``train_per_task`` (a larger set) or ``image_size`` (pictures of another side,
+    already ``profile``'s: :func:`own_image_size`), a synthetic build in a folder of its own
+    (``probes/data[_n<samples>][_<side>px]``)."""
     from cvitkit.data import load_profile_suite_data, load_suite_data
     from cvitkit.data.build import build_suite
 
-    if not train_per_task:
+    size = image_size
+    if not train_per_task and not size:
         return load_profile_suite_data(profile, spec, build=True)
     if profile.data_root:
         raise ConfigError("--train-per-task resizes the synthetic data; it cannot be used with --data-root.")
-    root = work_dir(profile.name) / "probes" / f"data_n{train_per_task}"
-    build_suite(spec, replace(profile.data, train_per_task=train_per_task), root)
+    root = work_dir(profile.name) / "probes" / ("data" + (f"_n{train_per_task}" if train_per_task else "")
+                                                + (f"_{size}px" if size else ""))
+    data = profile.data if not train_per_task else replace(profile.data, train_per_task=train_per_task)
+    build_suite(spec, data, root)
     return load_suite_data(spec, root=root)
 
 
@@ -179,7 +227,8 @@ def _blind(profile: Profile, suite_data, task: str):
 
 def probe_task(profile: Profile, suite_data, task: str, epochs: float, method: str = "lora_ft",
                log=print, train_per_task: int | None = None, answer_form: str = "letter",
-               seed: int | None = None, blind: bool = False, train_tower: bool = False) -> dict:
+               seed: int | None = None, blind: bool = False, train_tower: bool = False,
+               image_size: int | None = None) -> dict:
     """Train ``method`` on ``task`` alone for ``epochs`` from the base model; its test score and cost.
 
     ``seed`` replaces the profile's training seed (``train.seed``: the adapter's initialisation and the
@@ -187,6 +236,7 @@ def probe_task(profile: Profile, suite_data, task: str, epochs: float, method: s
     ``blind`` shows every training and test record of the task one grey picture (:func:`_blind`).
     ``train_tower`` trains the vision tower in full with the adapter (at the projector's learning rate;
     :func:`~cvitkit.adapters.set_vision_tower_trainable`), where every method keeps it frozen.
+    ``image_size`` names the side ``profile`` was given by :func:`own_image_size` (its folder's name).
 
     With ``answer_form="value_letter"`` the training replies name the option's value before its letter,
     the reply's letter is scored (``option_letter``), and the result adds the two parts of
@@ -225,7 +275,7 @@ def probe_task(profile: Profile, suite_data, task: str, epochs: float, method: s
     method_obj = build_method(method, method_preset(profile), {"epochs": epochs}, suite=suite,
                               seed=profile.train.seed)
     run_dir = _probe_dir(profile, suite.name, task, method, epochs, train_per_task, answer_form, seed, blind,
-                         train_tower)
+                         train_tower, image_size)
     if train_per_task:
         profile = replace(profile, data=replace(profile.data, train_per_task=train_per_task))
     # letter probes keep their config (and so their saved folders); other forms say so in theirs
@@ -313,7 +363,8 @@ def _agreement(predictions_file, test_records: list[dict], test_samples: dict | 
 def probe_suite(profile: str | Profile, suite: str, tasks: list[str] | None = None,
                 epochs: list[float] = (1.0,), method: str = "lora_ft", log=print,
                 train_per_task: int | None = None, answer_form: str = "letter",
-                seed: int | None = None, blind: bool = False, train_tower: bool = False) -> pd.DataFrame:
+                seed: int | None = None, blind: bool = False, train_tower: bool = False,
+                image_size: int | None = None) -> pd.DataFrame:
     """Probe every task of ``tasks`` (default: all of ``suite``) at every value of ``epochs``.
 
     ``train_per_task`` trains on a larger (or smaller) synthetic training set than the profile's;
@@ -322,7 +373,9 @@ def probe_suite(profile: str | Profile, suite: str, tasks: list[str] | None = No
     grounding, GUI, VQA and relation tasks to list the scene first (see :func:`probe_task`);
     ``seed`` trains with another training seed than the profile's; ``blind`` shows every record one grey
     picture (its rows say ``blank`` under *images*, the others ``shown``); ``train_tower`` trains the vision
-    tower with the task (its rows name the model ``<preset> + tower trained``).
+    tower with the task (its rows name the model ``<preset> + tower trained``); ``image_size`` draws the
+    pictures that many pixels a side, on a base model pretrained at that side (:func:`with_image_size`;
+    rows ``<preset> + <side> px``).
     Returns one row per (task, epochs): training samples, answer form, training seed, the image-free references
     (chance, best constant answer, question prior, question-type prior), score, score - bar (the bar is the
     highest of the last three, as in :mod:`cvitkit.report.learnability`),
@@ -352,8 +405,9 @@ def probe_suite(profile: str | Profile, suite: str, tasks: list[str] | None = No
         raise ConfigError(f"unknown answer form {answer_form!r}; expected one of {ANSWER_FORMS}.")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
         raise ConfigError(f"the training seed must be a whole number of 0 or more, got {seed!r}.")
-    profile_seed = profile.train.seed
-    suite_data = _probe_data(profile, spec, train_per_task)
+    profile_seed, profile_side = profile.train.seed, profile.data.image_size
+    profile, image_size = own_image_size(profile, image_size)
+    suite_data = _probe_data(profile, spec, train_per_task, image_size)
     specs = {t.name: t for t in suite_data.suite.tasks}
     rows, pretrainings = [], {}
     for task in tasks or known:
@@ -361,10 +415,12 @@ def probe_suite(profile: str | Profile, suite: str, tasks: list[str] | None = No
         for n in epochs:
             log(f"[probe] {suite}/{task}: {method}, {n:g} epoch(s)" + (", blank images" if blind else ""))
             result = probe_task(profile, suite_data, task, n, method, log=log, train_per_task=train_per_task,
-                                answer_form=answer_form, seed=seed, blind=blind, train_tower=train_tower)
+                                answer_form=answer_form, seed=seed, blind=blind, train_tower=train_tower,
+                                image_size=image_size)
             pretrainings[f"{task}, {n:g} epochs"] = result["base_model"]
-            rows.append({"task": task, "scorer": specs[task].scorer, "model": model_label(profile, train_tower),
+            rows.append({"task": task, "scorer": specs[task].scorer, "model": model_label(profile, train_tower, image_size),
                          "method": method, "epochs": n, "train samples": len(suite_data.train[task]),
+                         "image size": profile.data.image_size,
                          "answer form": answer_form, "seed": profile_seed if seed is None else seed,
                          "images": "blank" if blind else "shown",
                          **{k: round(ref[k], 1) for k in REFERENCE_COLUMNS},
@@ -375,10 +431,10 @@ def probe_suite(profile: str | Profile, suite: str, tasks: list[str] | None = No
                          **{k: round(result[k], 1) if k in result else None for k in AGREEMENT_COLUMNS}})
     table = pd.DataFrame(rows)
     path = profile.results_dir / "tables" / f"{suite}_probe.csv"
-    _merge_into(path, table, task_order=known, profile_seed=profile_seed)
+    _merge_into(path, table, task_order=known, profile_seed=profile_seed, image_size=profile_side)
     # each call's provenance, appended: rows of one table may come from several calls
     append_call(path.with_suffix(".json"),
-                provenance(profile=profile.name, suite=suite, model=model_label(profile, train_tower), method=method,
+                provenance(profile=profile.name, suite=suite, model=model_label(profile, train_tower, image_size), method=method,
                            tasks=list(tasks or known), epochs=list(epochs), train_per_task=train_per_task,
                            answer_form=answer_form, seed=profile_seed if seed is None else seed,
                            blind=blind, base_model=pretrainings))
@@ -393,8 +449,8 @@ def refresh_references(profile: str | Profile, suite: str, log=print) -> pd.Data
     """Recompute the image-free references and ``score - bar`` of every saved probe row of ``suite``, and
     rewrite its probe and *what it takes* tables; for rows written before a reference existed.
 
-    A row's references depend only on its task and training-set size (the synthetic sets are drawn per
-    index, so a set is rebuilt exactly), not on the model, method, epochs, answer form or seed; the
+    A row's references depend only on its task, training-set size and image side (the synthetic sets are
+    drawn per index and side, so a set is rebuilt exactly), not on the model, method, epochs, answer form or seed; the
     scores stay as they were measured. The call is recorded in the table's ``.json`` like a probe."""
     from cvitkit.data import load_suite
     from cvitkit.eval.chance import REFERENCE_COLUMNS, image_free_references
@@ -410,18 +466,22 @@ def refresh_references(profile: str | Profile, suite: str, log=print) -> pd.Data
         if column not in table:
             table.insert(table.columns.get_loc("score"), column, float("nan"))
     default = profile.data.sizes_for(suite)["train_per_task"]
-    for size in sorted(set(table["train samples"])):
-        log(f"[probe] {suite}: references of the probes on {size} training samples per task")
-        data = _probe_data(profile, spec, None if size == default else int(size))
-        for task in sorted(set(table.loc[table["train samples"] == size, "task"])):
-            rows = (table["train samples"] == size) & (table["task"] == task)
+    own_side = profile.data.image_size
+    table = _with_image_size_column(table, own_side)
+    for size, side in sorted(set(zip(table["train samples"], table["image size"]))):
+        log(f"[probe] {suite}: references of the probes on {size} training samples per task, {side} px")
+        sized, side = own_image_size(profile, int(side))
+        data = _probe_data(sized, spec, None if size == default else int(size), side)
+        group = (table["train samples"] == size) & (table["image size"] == sized.data.image_size)
+        for task in sorted(set(table.loc[group, "task"])):
+            rows = group & (table["task"] == task)
             ref = image_free_references({t.name: t for t in data.suite.tasks}[task], data.train[task],
                                         data.test[task])
             for column in REFERENCE_COLUMNS:
                 table.loc[rows, column] = round(ref[column], 1)
             table.loc[rows, "score - bar"] = (table.loc[rows, "score"] - ref["bar"]).round(1)
     known = [t.name for t in spec.tasks]
-    _merge_into(path, table, task_order=known, profile_seed=profile.train.seed)
+    _merge_into(path, table, task_order=known, profile_seed=profile.train.seed, image_size=own_side)
     append_call(path.with_suffix(".json"),
                 provenance(profile=profile.name, suite=suite, refreshed_references=list(REFERENCE_COLUMNS)))
     from cvitkit.report.what_it_takes import write_what_it_takes
@@ -430,7 +490,16 @@ def refresh_references(profile: str | Profile, suite: str, log=print) -> pd.Data
     return pd.read_csv(path)
 
 
-def _merge_into(path, table: pd.DataFrame, task_order: list[str], profile_seed: int) -> None:
+def _with_image_size_column(table: pd.DataFrame, image_size: int) -> pd.DataFrame:
+    """``table`` with its ``image size`` column, after ``train samples``: rows saved before the column
+    existed were drawn at the profile's side, ``image_size``."""
+    if "image size" not in table:
+        table = table.copy()
+        table.insert(table.columns.get_loc("train samples") + 1, "image size", image_size)
+    return table
+
+
+def _merge_into(path, table: pd.DataFrame, task_order: list[str], profile_seed: int, image_size: int) -> None:
     """Add ``table``'s probe rows to the CSV at ``path``, ordered by the suite's task order."""
     def order(merged: pd.DataFrame) -> pd.DataFrame:
         rank = merged["task"].map({t: i for i, t in enumerate(task_order)})
@@ -439,10 +508,11 @@ def _merge_into(path, table: pd.DataFrame, task_order: list[str], profile_seed: 
                 .sort_values(["_order", "model", "method", "answer form", "train samples", "epochs", "seed", "_blind"])
                 .drop(columns=["_order", "_blind"]))
 
-    # rows written before answer forms, seeds and blind probes were a choice trained on the tasks' own
-    # replies and pictures with the profile's seed
+    # rows written before answer forms, seeds, blind probes and image sides were a choice trained on the
+    # tasks' own replies and pictures, at the profile's side, with the profile's seed
     merge_table(path, table, ["task", "model", "method", "epochs", "train samples", "answer form", "seed", "images"],
-                order, defaults={"answer form": "letter", "seed": profile_seed, "images": "shown"})
+                order, defaults={"answer form": "letter", "seed": profile_seed, "images": "shown",
+                                 "image size": image_size})
 
 
 def merge_table(path, table: pd.DataFrame, key: list[str], order, defaults: dict | None = None) -> pd.DataFrame:
@@ -521,7 +591,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         table = probe_suite(profile, args.suite, args.tasks, args.epochs, args.method,
                             train_per_task=args.train_per_task, answer_form=args.answer_form, seed=args.seed,
-                            blind=args.blind, train_tower=args.train_tower)
+                            blind=args.blind, train_tower=args.train_tower, image_size=args.image_size)
     except CvitkitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

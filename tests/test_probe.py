@@ -331,3 +331,59 @@ def test_a_probe_that_trains_the_tower_is_a_model_of_its_own_and_changes_only_th
     frozen_run = _probe_dir(profile, SUITE, "Med", "lora_ft", 1.0, None)
     assert not any("vision_tower" in k for k in
                    load_file(str(sorted((frozen_run / "stages").iterdir())[-1] / "adapter.safetensors")))
+
+
+def test_another_image_side_is_a_model_of_its_own_in_folders_tables_and_base_models():
+    from cvitkit.base_model import base_key
+    from cvitkit.probe import own_image_size
+    from cvitkit.profiles import load_profile
+
+    mini = load_profile("mini")
+    assert own_image_size(mini, None) == (mini, None) and own_image_size(mini, 64) == (mini, None)
+    large, side = own_image_size(mini, 128)
+    assert side == 128 and large.data.image_size == 128 and large.data.seed == mini.data.seed
+    assert model_label(large, image_size=side) == "tiny-3m + 128 px"
+    assert model_label(large, train_tower=True, image_size=side) == "tiny-3m + 128 px + tower trained"
+    folder = _probe_dir(large, "mllmcl_dcl", "AD", "lora_ft", 10.0, None, image_size=side)
+    assert folder.parent.name == "tiny-3m__128px"
+    assert base_key(large, ["x"]) != base_key(mini, ["x"])  # pretrained again at that side
+    for bad in (100, 4):
+        with pytest.raises(ConfigError, match="multiple of the tiny-3m tower's 8-pixel patch"):
+            own_image_size(mini, bad)
+
+
+def test_another_image_side_needs_the_kits_pretrained_tiny_model(micro_smoke_profile):
+    from cvitkit.probe import own_image_size
+
+    # source tiny builds the preset at its own side and would shrink the pictures back
+    with pytest.raises(ConfigError, match="Fix: use the mini profile"):
+        own_image_size(micro_smoke_profile(), 48)
+
+
+@pytest.mark.slow
+def test_a_probe_at_another_image_side_draws_and_reads_pictures_of_that_side(micro_smoke_profile):
+    from dataclasses import replace
+
+    from PIL import Image
+
+    from cvitkit.runner import base_model_dir
+
+    profile = micro_smoke_profile(batch_size=2)
+    base = replace(profile.base, train_per_task=4, test_per_task=2, epochs=1.0, batch_size=4, vision_suite="")
+    profile = replace(profile, model=replace(profile.model, source="base"), base=base)
+    table = probe_suite(profile, SUITE, ["Med"], [1.0], log=lambda *_: None, image_size=48)
+    assert list(table["model"]) == ["micro + 48 px"] and list(table["image size"]) == [48]
+    data = work_dir(profile.name) / "probes" / "data_48px" / SUITE
+    with Image.open(next((data / "images" / "Med").iterdir())) as picture:
+        assert picture.size == (48, 48)
+    run = _probe_dir(profile, SUITE, "Med", "lora_ft", 1.0, None, image_size=48)
+    assert run.parent.name == "micro__48px" and (run / "stages").is_dir()
+    assert json.loads((run / "config.json").read_text())["data"]["image_size"] == 48
+    sized = replace(profile, data=replace(profile.data, image_size=48))
+    tower = json.loads((base_model_dir(sized) / "config.json").read_text())["vision_config"]
+    assert tower["image_size"] == 48
+    # the profile's own side is the probe without the option; its rows say so in the column
+    plain = probe_suite(profile, SUITE, ["Med"], [1.0], log=lambda *_: None, image_size=32)
+    assert list(plain["model"]) == ["micro"] and list(plain["image size"]) == [32]
+    saved = pd.read_csv(profile.results_dir / "tables" / f"{SUITE}_probe.csv")
+    assert sorted(zip(saved["model"], saved["image size"])) == [("micro", 32), ("micro + 48 px", 48)]
