@@ -34,7 +34,9 @@ that very setting (same data, steps, replies), the reference a score that reads 
 Each (task, epochs) probe is an ordinary resumable run folder under
 ``<work>/<profile>/probes/<suite>/<preset>[__position<w>][__object<w>][__<side>px][__tower]/<task>__<method>__e<epochs>[__n<samples>][__<answer form>][__seed<s>][__blind]``
 (predictions included), so an interrupted probe continues where it stopped and a finished one is read back instead
-of retrained. The table goes to ``results/<profile>/tables/<suite>_probe.{csv,md}``, and the suite's
+of retrained. The table goes to ``results/<profile>/tables/<suite>_probe.{csv,md}``, each probe's score per
+question type (colour, kind, side, ...: which questions the pictures help with, next to its blind probe's)
+to ``<suite>_probe_types.{csv,md}``, and the suite's
 *what it takes* table (:mod:`cvitkit.report.what_it_takes`: every setting tried per task, in sequence
 and alone, and which ones learned it) is rewritten beside it when the learnability table exists::
 
@@ -64,6 +66,7 @@ from cvitkit.data.option_answers import AGREEMENT_COLUMNS, value_first, value_le
 from cvitkit.data.scene_answers import SCENE_FAMILIES, scene_agreement, scene_reply
 from cvitkit.data.worked_answers import WORKED_FAMILIES, check_worked, worked_agreement, worked_records
 from cvitkit.errors import ConfigError, CvitkitError
+from cvitkit.eval.question_types import question_type, scores_by_type
 from cvitkit.profiles import Profile, available_profiles, load_profile
 from cvitkit.provenance import append_call, provenance, work_dir
 
@@ -254,7 +257,7 @@ def probe_task(profile: Profile, suite_data, task: str, epochs: float, method: s
     from cvitkit.train import ContinualTrainer, experience_seed, seed_everything
 
     suite = suite_data.suite
-    spec = {t.name: t for t in suite.tasks}[task]
+    spec = drawn_spec = {t.name: t for t in suite.tasks}[task]
     if seed == profile.train.seed:
         seed = None  # the profile's own seed: the folder of a probe made without one
     if seed is not None:
@@ -298,10 +301,15 @@ def probe_task(profile: Profile, suite_data, task: str, epochs: float, method: s
     stage = trainer.run([experience])[-1]
     result = {"score": stage.scores[task]["score"], "steps": stage.log.get("optimizer_steps"),
               "train_seconds": round(stage.log.get("train_seconds", float("nan")), 1),
-              "base_model": pretrainings}
+              "base_model": pretrainings, "types": {}}
+    predictions_file = trainer.stage_dir(0) / "predictions" / f"{task}.jsonl"
+    predictions = [json.loads(line) for line in predictions_file.read_text().splitlines() if line.strip()]
     if answer_form != "letter":
-        result.update(_agreement(trainer.stage_dir(0) / "predictions" / f"{task}.jsonl", suite_data.test[task],
-                                 test_samples, answer_form))
+        result.update(_agreement(predictions, suite_data.test[task], test_samples, answer_form))
+    if test_samples is None and not profile.data_root:
+        test_samples = _drawn_samples(profile, suite.name, drawn_spec, suite_data.test[task], "question_id")
+    if test_samples is not None:
+        result["types"] = scores_by_type(predictions, {q: question_type(s.truth) for q, s in test_samples.items()})
     return result
 
 
@@ -321,8 +329,6 @@ def _worked(profile: Profile, suite_data, spec, form: str = "worked"):
     """``suite_data`` with ``spec``'s training replies worked (or scene-first: ``form="scene"``), ``spec``
     scored on the final answer, and the test samples drawn again from their seeds (for the reading
     columns), by question id."""
-    from cvitkit.data.build import draw_sample, sample_index
-
     if form == "worked":
         check_worked(spec)
     elif spec.family not in SCENE_FAMILIES:
@@ -332,24 +338,27 @@ def _worked(profile: Profile, suite_data, spec, form: str = "worked"):
     if profile.data_root:
         raise ConfigError(f"{form} replies draw each sample again from its seed to know what it shows; they "
                           "need the kit's synthetic data, not --data-root.")
-    data = profile.data
-
-    def drawn(records, key):
-        return [draw_sample(suite_data.suite.name, spec, *sample_index(r[key]), data.seed, data.image_size,
-                            data.instructions) for r in records]
-
     train = suite_data.train[spec.name]
-    worked = worked_records(train, drawn(train, "id"), reply=scene_reply if form == "scene" else None)
-    test = suite_data.test[spec.name]
-    test_samples = dict(zip((r["question_id"] for r in test), drawn(test, "question_id")))
+    drawn = _drawn_samples(profile, suite_data.suite.name, spec, train, "id")
+    worked = worked_records(train, [drawn[r["id"]] for r in train], reply=scene_reply if form == "scene" else None)
+    test_samples = _drawn_samples(profile, suite_data.suite.name, spec, suite_data.test[spec.name], "question_id")
     scored = replace(spec, scorer="final_answer",
                      scorer_params={"scorer": spec.scorer,
                                     "after": (SCENE_FAMILIES if form == "scene" else WORKED_FAMILIES)[spec.family]})
     return replace(suite_data, train={**suite_data.train, spec.name: worked}), scored, test_samples
 
 
-def _agreement(predictions_file, test_records: list[dict], test_samples: dict | None, form: str) -> dict:
-    rows = [json.loads(line) for line in predictions_file.read_text().splitlines() if line.strip()]
+def _drawn_samples(profile: Profile, suite: str, spec, records: list[dict], key: str) -> dict:
+    """``{record[key]: sample}``: each synthetic record's sample drawn again from its seed (picture, question,
+    answer and the generator's truth), at the profile's data settings."""
+    from cvitkit.data.build import draw_sample, sample_index
+
+    data = profile.data
+    return {r[key]: draw_sample(suite, spec, *sample_index(r[key]), data.seed, data.image_size, data.instructions)
+            for r in records}
+
+
+def _agreement(rows: list[dict], test_records: list[dict], test_samples: dict | None, form: str) -> dict:
     prompts = {r["question_id"]: r["text"] for r in test_records}
     replies = [r["text"] for r in rows]
     if form == "scene":
@@ -382,7 +391,8 @@ def probe_suite(profile: str | Profile, suite: str, tasks: list[str] | None = No
     optimizer steps and training seconds (as recorded when the probe trained), the reading columns where
     they apply, and merges it into
     ``results/<profile>/tables/<suite>_probe.{csv,md}`` (rows of other tasks, epochs, sizes, methods,
-    answer forms or seeds are kept). The call's record in the table's ``.json`` names, per task and
+    answer forms or seeds are kept), and each probe's score per question type (where the task's questions have
+    types, :mod:`cvitkit.eval.question_types`) into ``<suite>_probe_types.{csv,md}``. The call's record in the table's ``.json`` names, per task and
     epochs, the base model pretraining each probe stood on (:func:`~cvitkit.runner.record_base_model`).
     """
     from cvitkit.data import load_suite
@@ -409,7 +419,7 @@ def probe_suite(profile: str | Profile, suite: str, tasks: list[str] | None = No
     profile, image_size = own_image_size(profile, image_size)
     suite_data = _probe_data(profile, spec, train_per_task, image_size)
     specs = {t.name: t for t in suite_data.suite.tasks}
-    rows, pretrainings = [], {}
+    rows, type_rows, pretrainings = [], [], {}
     for task in tasks or known:
         ref = image_free_references(specs[task], suite_data.train[task], suite_data.test[task])
         for n in epochs:
@@ -429,9 +439,13 @@ def probe_suite(profile: str | Profile, suite: str, tasks: list[str] | None = No
                          # every row has the columns (empty for letter probes): merge_table drops columns
                          # that a call's new rows lack, which would erase saved reading numbers
                          **{k: round(result[k], 1) if k in result else None for k in AGREEMENT_COLUMNS}})
+            type_rows += [{**{k: rows[-1][k] for k in PROBE_KEY}, "question type": kind, "questions": v["questions"],
+                           "score": round(v["score"], 1)} for kind, v in result["types"].items()]
     table = pd.DataFrame(rows)
     path = profile.results_dir / "tables" / f"{suite}_probe.csv"
     _merge_into(path, table, task_order=known, profile_seed=profile_seed, image_size=profile_side)
+    if type_rows:
+        _merge_types(path.with_name(f"{suite}_probe_types.csv"), pd.DataFrame(type_rows), known)
     # each call's provenance, appended: rows of one table may come from several calls
     append_call(path.with_suffix(".json"),
                 provenance(profile=profile.name, suite=suite, model=model_label(profile, train_tower, image_size), method=method,
@@ -490,6 +504,16 @@ def refresh_references(profile: str | Profile, suite: str, log=print) -> pd.Data
     return pd.read_csv(path)
 
 
+#: The columns that tell one probe row from another (the probe table's merge key).
+PROBE_KEY = ["task", "model", "method", "epochs", "train samples", "answer form", "seed", "images"]
+
+
+def _merge_types(path, table: pd.DataFrame, task_order: list[str]) -> None:
+    """Add per-question-type rows (:mod:`cvitkit.eval.question_types`) to ``<suite>_probe_types.{csv,md}``:
+    one row per probe and question type, in the probe table's order."""
+    merge_table(path, table, PROBE_KEY + ["question type"], _probe_order(task_order, ["question type"]))
+
+
 def _with_image_size_column(table: pd.DataFrame, image_size: int) -> pd.DataFrame:
     """``table`` with its ``image size`` column, after ``train samples``: rows saved before the column
     existed were drawn at the profile's side, ``image_size``."""
@@ -499,20 +523,24 @@ def _with_image_size_column(table: pd.DataFrame, image_size: int) -> pd.DataFram
     return table
 
 
-def _merge_into(path, table: pd.DataFrame, task_order: list[str], profile_seed: int, image_size: int) -> None:
-    """Add ``table``'s probe rows to the CSV at ``path``, ordered by the suite's task order."""
+def _probe_order(task_order: list[str], then: list[str] = ()):
+    """Sort of probe rows: by the suite's task order, then model, method, form, data, epochs and seed, a
+    blind probe right after the probe with pictures it repeats, then ``then``."""
     def order(merged: pd.DataFrame) -> pd.DataFrame:
         rank = merged["task"].map({t: i for i, t in enumerate(task_order)})
-        blind = merged["images"].eq("blank")  # a blind probe right after the probe with pictures it repeats
-        return (merged.assign(_order=rank, _blind=blind)
-                .sort_values(["_order", "model", "method", "answer form", "train samples", "epochs", "seed", "_blind"])
+        return (merged.assign(_order=rank, _blind=merged["images"].eq("blank"))
+                .sort_values(["_order", "model", "method", "answer form", "train samples", "epochs", "seed", "_blind",
+                              *then])
                 .drop(columns=["_order", "_blind"]))
+    return order
 
+
+def _merge_into(path, table: pd.DataFrame, task_order: list[str], profile_seed: int, image_size: int) -> None:
+    """Add ``table``'s probe rows to the CSV at ``path``, ordered by the suite's task order."""
     # rows written before answer forms, seeds, blind probes and image sides were a choice trained on the
     # tasks' own replies and pictures, at the profile's side, with the profile's seed
-    merge_table(path, table, ["task", "model", "method", "epochs", "train samples", "answer form", "seed", "images"],
-                order, defaults={"answer form": "letter", "seed": profile_seed, "images": "shown",
-                                 "image size": image_size})
+    merge_table(path, table, PROBE_KEY, _probe_order(task_order),
+                defaults={"answer form": "letter", "seed": profile_seed, "images": "shown", "image size": image_size})
 
 
 def merge_table(path, table: pd.DataFrame, key: list[str], order, defaults: dict | None = None) -> pd.DataFrame:

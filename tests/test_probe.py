@@ -38,6 +38,15 @@ def test_probe_trains_each_task_alone_scores_it_and_reads_finished_probes_back(m
     assert list(zip(saved["task"], saved["epochs"])) == [("RS", 1.0), ("Med", 1.0), ("Med", 2.0)]
     assert (profile.results_dir / "tables" / f"{SUITE}_probe.md").exists()
 
+    # per question type: every test question of Med has a type, so the types' weighted mean is the score
+    types = pd.read_csv(profile.results_dir / "tables" / f"{SUITE}_probe_types.csv")
+    for (task, epochs), group in types.groupby(["task", "epochs"]):
+        assert task in ("RS", "Med") and set(group["question type"]) <= {"colour", "count", "kind", "presence"}
+        score = saved.set_index(["task", "epochs"]).loc[(task, epochs), "score"]
+        mean = (group["score"] * group["questions"]).sum() / group["questions"].sum()
+        assert group["questions"].sum() == 2 and mean == pytest.approx(score, abs=0.1)
+    assert len(types.groupby(["task", "epochs"])) == 3
+
 
 @pytest.mark.parametrize("suite, tasks, epochs, message", [
     ("mllmcl_dcl", ["Nope"], [1.0], "has no task"),
