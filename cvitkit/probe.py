@@ -24,7 +24,9 @@ scene-first replies that list every object with its cell before looking up the o
 columns that tell the reading step from the last one: *reading right* and *answer follows its reading*.
 ``--image-size`` draws the pictures larger (objects over more of the tower's patches; its own data and
 base model, pretrained once at that side). ``--train-tower`` trains the vision tower in full with the task, which every method (and LLaVA-style
-continual tuning) keeps frozen: whether a tower shaped by the task reads what the frozen one drops.
+continual tuning) keeps frozen: whether a tower shaped by the task reads what the frozen one drops;
+``--train-head`` the language model's output head, whose rows for words the base model never had to write
+(a benchmark's kinds and labels) pretraining left undistinguished.
 ``--seed`` repeats a probe with another training seed (the adapter's initialisation and the order of the
 training batches; the base model and the data are unchanged), so that a result at the margin can be
 told from a lucky draw; the *what it takes* table averages a setting over its seeds. ``--blind`` trains
@@ -49,6 +51,7 @@ and alone, and which ones learned it) is rewritten beside it when the learnabili
     python -m cvitkit.probe --profile mini --suite mllmcl_dcl --tasks Fin --epochs 30 --answer-form worked --seed 1
     python -m cvitkit.probe --profile mini --suite mllmcl_dcl --tasks AD --epochs 10 --blind
     python -m cvitkit.probe --profile mini --suite mllmcl_dcl --tasks AD Med --epochs 10 --train-tower
+    python -m cvitkit.probe --profile mini --suite mllmcl_dcl --tasks AD Med --epochs 10 --train-head
     python -m cvitkit.probe --profile mini --suite mllmcl_dcl --tasks AD Med --epochs 10 --image-size 128
     python -m cvitkit.probe --profile mini --suite mllmcl_dcl --refresh-references
 """
@@ -88,18 +91,26 @@ def _tower_terms(profile: Profile) -> list[tuple[str, float]]:
             if getattr(profile.base, field)]
 
 
-#: What the tables and folders add to the model's name when the probe trains the vision tower with the task.
-TOWER_TRAINED = ("tower trained", "tower")
+#: Parts of the base model a probe can train in full with the task (``--train-tower``, ``--train-head``):
+#: the module's name, and the name the tables, folders and run configs give it.
+TRAINED_PARTS = {"tower": "vision_tower", "head": "lm_head"}
 
 
-def model_label(profile: Profile, train_tower: bool = False, image_size: int | None = None) -> str:
+def _check_parts(train_parts) -> tuple[str, ...]:
+    unknown = sorted(set(train_parts) - set(TRAINED_PARTS))
+    if unknown:
+        raise ConfigError(f"unknown part(s) {unknown} to train; expected some of {list(TRAINED_PARTS)}.")
+    return tuple(part for part in TRAINED_PARTS if part in train_parts)
+
+
+def model_label(profile: Profile, train_parts=(), image_size: int | None = None) -> str:
     """The probed model as the tables name it: the preset, the base model's stage-0 terms when set
     (``tiny-3m + position term 1``, ``tiny-3m + object term 1``) and ``image_size``, an image side other
     than the profile's (``tiny-3m + 128 px``, see :func:`with_image_size`), each a base model of its own,
-    and ``+ tower trained`` when the probe trains the vision tower with the task (``--train-tower``)."""
-    size = image_size
+    and ``+ tower trained``, ``+ head trained`` for the parts the probe trains with the task."""
     return (profile.model.preset + "".join(f" + {term} term {w:g}" for term, w in _tower_terms(profile))
-            + (f" + {size} px" if size else "") + (f" + {TOWER_TRAINED[0]}" if train_tower else ""))
+            + (f" + {image_size} px" if image_size else "")
+            + "".join(f" + {part} trained" for part in _check_parts(train_parts)))
 
 
 def with_tower_term(profile: Profile, term: str, weight: float) -> Profile:
@@ -178,16 +189,16 @@ def with_position_term(profile: Profile, weight: float) -> Profile:
 
 def _probe_dir(profile: Profile, suite: str, task: str, method: str, epochs: float, train_per_task: int | None,
                answer_form: str = "letter", seed: int | None = None, blind: bool = False,
-               train_tower: bool = False, image_size: int | None = None):
+               train_parts=(), image_size: int | None = None):
     """The probe's run folder; ``seed`` is a training seed other than the profile's (its own folder), and a
-    blind probe has its own too; another image side and a trained tower are models of their own
-    (``<preset>__128px``, ``<preset>__tower``)."""
+    blind probe has its own too; another image side and trained parts are models of their own
+    (``<preset>__128px``, ``<preset>__tower``, ``<preset>__head``)."""
     name = f"{task}__{method}__e{epochs:g}" + (f"__n{train_per_task}" if train_per_task else "")
     name += "" if answer_form == "letter" else f"__{answer_form}"
     name += "" if seed is None else f"__seed{seed}"
     name += "__blind" if blind else ""
     model = profile.model.preset + "".join(f"__{term}{w:g}" for term, w in _tower_terms(profile))
-    model += (f"__{image_size}px" if image_size else "") + (f"__{TOWER_TRAINED[1]}" if train_tower else "")
+    model += (f"__{image_size}px" if image_size else "") + "".join(f"__{part}" for part in _check_parts(train_parts))
     return work_dir(profile.name) / "probes" / suite / model / name
 
 
@@ -230,15 +241,16 @@ def _blind(profile: Profile, suite_data, task: str):
 
 def probe_task(profile: Profile, suite_data, task: str, epochs: float, method: str = "lora_ft",
                log=print, train_per_task: int | None = None, answer_form: str = "letter",
-               seed: int | None = None, blind: bool = False, train_tower: bool = False,
+               seed: int | None = None, blind: bool = False, train_parts=(),
                image_size: int | None = None) -> dict:
     """Train ``method`` on ``task`` alone for ``epochs`` from the base model; its test score and cost.
 
     ``seed`` replaces the profile's training seed (``train.seed``: the adapter's initialisation and the
     batches' order), in a run folder of its own; the base model and the data do not depend on it.
     ``blind`` shows every training and test record of the task one grey picture (:func:`_blind`).
-    ``train_tower`` trains the vision tower in full with the adapter (at the projector's learning rate;
-    :func:`~cvitkit.adapters.set_vision_tower_trainable`), where every method keeps it frozen.
+    ``train_parts`` (``tower``, ``head``) trains the vision tower or the output head in full with the adapter
+    (at the projector's learning rate; :func:`~cvitkit.adapters.set_part_trainable`), where every method
+    keeps them frozen.
     ``image_size`` names the side ``profile`` was given by :func:`own_image_size` (its folder's name).
 
     With ``answer_form="value_letter"`` the training replies name the option's value before its letter,
@@ -278,22 +290,22 @@ def probe_task(profile: Profile, suite_data, task: str, epochs: float, method: s
     method_obj = build_method(method, method_preset(profile), {"epochs": epochs}, suite=suite,
                               seed=profile.train.seed)
     run_dir = _probe_dir(profile, suite.name, task, method, epochs, train_per_task, answer_form, seed, blind,
-                         train_tower, image_size)
+                         train_parts, image_size)
     if train_per_task:
         profile = replace(profile, data=replace(profile.data, train_per_task=train_per_task))
     # letter probes keep their config (and so their saved folders); other forms say so in theirs
     form = {} if answer_form == "letter" else {"answer_form": answer_form}
     form.update({"blind": True} if blind else {})
-    form.update({"train_tower": True} if train_tower else {})
+    form.update({f"train_{part}": True for part in _check_parts(train_parts)})
     _start_or_resume(run_dir, run_config(profile, suite, method_obj, task=task, **form), False, log)
     base_dir = base_model_dir(profile)
     pretrainings = record_base_model(run_dir, base_dir, log) if base_dir is not None else []
     seed_everything(experience_seed(profile.train.seed, SETUP_SEED_INDEX))
     method_obj.setup(model, processor)
-    if train_tower:
-        from cvitkit.adapters import set_vision_tower_trainable
+    from cvitkit.adapters import set_part_trainable
 
-        set_vision_tower_trainable(method_obj.model, True)
+    for part in _check_parts(train_parts):
+        set_part_trainable(method_obj.model, TRAINED_PARTS[part], True)
     experience = next(e for e in experiences_for(suite_data, None, False) if e.task_name == task)
     experience = replace(experience, index=0, is_first=True, is_last=True)
     trainer = ContinualTrainer(method_obj, processor, {task: spec}, {task: suite_data.test[task]},
@@ -372,7 +384,7 @@ def _agreement(rows: list[dict], test_records: list[dict], test_samples: dict | 
 def probe_suite(profile: str | Profile, suite: str, tasks: list[str] | None = None,
                 epochs: list[float] = (1.0,), method: str = "lora_ft", log=print,
                 train_per_task: int | None = None, answer_form: str = "letter",
-                seed: int | None = None, blind: bool = False, train_tower: bool = False,
+                seed: int | None = None, blind: bool = False, train_parts=(),
                 image_size: int | None = None) -> pd.DataFrame:
     """Probe every task of ``tasks`` (default: all of ``suite``) at every value of ``epochs``.
 
@@ -381,8 +393,8 @@ def probe_suite(profile: str | Profile, suite: str, tasks: list[str] | None = No
     ``"worked"`` math, chart-trend and grounding tasks to write what they read first, and ``"scene"``
     grounding, GUI, VQA and relation tasks to list the scene first (see :func:`probe_task`);
     ``seed`` trains with another training seed than the profile's; ``blind`` shows every record one grey
-    picture (its rows say ``blank`` under *images*, the others ``shown``); ``train_tower`` trains the vision
-    tower with the task (its rows name the model ``<preset> + tower trained``); ``image_size`` draws the
+    picture (its rows say ``blank`` under *images*, the others ``shown``); ``train_parts`` trains the vision
+    tower (``tower``) or the output head (``head``) with the task (rows ``<preset> + tower trained``); ``image_size`` draws the
     pictures that many pixels a side, on a base model pretrained at that side (:func:`with_image_size`;
     rows ``<preset> + <side> px``).
     Returns one row per (task, epochs): training samples, answer form, training seed, the image-free references
@@ -415,6 +427,7 @@ def probe_suite(profile: str | Profile, suite: str, tasks: list[str] | None = No
         raise ConfigError(f"unknown answer form {answer_form!r}; expected one of {ANSWER_FORMS}.")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
         raise ConfigError(f"the training seed must be a whole number of 0 or more, got {seed!r}.")
+    train_parts = _check_parts(train_parts)
     profile_seed, profile_side = profile.train.seed, profile.data.image_size
     profile, image_size = own_image_size(profile, image_size)
     suite_data = _probe_data(profile, spec, train_per_task, image_size)
@@ -425,10 +438,10 @@ def probe_suite(profile: str | Profile, suite: str, tasks: list[str] | None = No
         for n in epochs:
             log(f"[probe] {suite}/{task}: {method}, {n:g} epoch(s)" + (", blank images" if blind else ""))
             result = probe_task(profile, suite_data, task, n, method, log=log, train_per_task=train_per_task,
-                                answer_form=answer_form, seed=seed, blind=blind, train_tower=train_tower,
+                                answer_form=answer_form, seed=seed, blind=blind, train_parts=train_parts,
                                 image_size=image_size)
             pretrainings[f"{task}, {n:g} epochs"] = result["base_model"]
-            rows.append({"task": task, "scorer": specs[task].scorer, "model": model_label(profile, train_tower, image_size),
+            rows.append({"task": task, "scorer": specs[task].scorer, "model": model_label(profile, train_parts, image_size),
                          "method": method, "epochs": n, "train samples": len(suite_data.train[task]),
                          "image size": profile.data.image_size,
                          "answer form": answer_form, "seed": profile_seed if seed is None else seed,
@@ -448,7 +461,7 @@ def probe_suite(profile: str | Profile, suite: str, tasks: list[str] | None = No
         _merge_types(path.with_name(f"{suite}_probe_types.csv"), pd.DataFrame(type_rows), known)
     # each call's provenance, appended: rows of one table may come from several calls
     append_call(path.with_suffix(".json"),
-                provenance(profile=profile.name, suite=suite, model=model_label(profile, train_tower, image_size), method=method,
+                provenance(profile=profile.name, suite=suite, model=model_label(profile, train_parts, image_size), method=method,
                            tasks=list(tasks or known), epochs=list(epochs), train_per_task=train_per_task,
                            answer_form=answer_form, seed=profile_seed if seed is None else seed,
                            blind=blind, base_model=pretrainings))
@@ -604,6 +617,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="train the vision tower in full with the task (at the projector's learning rate), "
                              "where every method keeps it frozen: does a tower shaped by the task read what the "
                              "frozen one drops?")
+    parser.add_argument("--train-head", action="store_true",
+                        help="train the language model's output head in full with the task (at the projector's "
+                             "learning rate), where every method keeps it frozen: does a head that never had to "
+                             "write the task's answer words hold the model back?")
     parser.add_argument("--data-root", help="real benchmark files (full profile)")
     parser.add_argument("--refresh-references", action="store_true",
                         help="train nothing: recompute the image-free references and score - bar of the suite's "
@@ -619,7 +636,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         table = probe_suite(profile, args.suite, args.tasks, args.epochs, args.method,
                             train_per_task=args.train_per_task, answer_form=args.answer_form, seed=args.seed,
-                            blind=args.blind, train_tower=args.train_tower, image_size=args.image_size)
+                            blind=args.blind, train_parts=[part for part in TRAINED_PARTS
+                                                           if getattr(args, f"train_{part}")],
+                            image_size=args.image_size)
     except CvitkitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -18,7 +18,7 @@ from cvitkit.adapters import (
     mixture_delta_loop,
     mixture_layers,
     save_adapter_state,
-    set_vision_tower_trainable,
+    set_part_trainable,
 )
 from cvitkit.models import build_tiny_llava, lora_target_regex
 from cvitkit.routers import RoutingContext
@@ -224,7 +224,7 @@ def test_a_trained_vision_tower_is_saved_and_restored_with_the_adapters(tmp_path
         m, _ = build_tiny_llava("micro")
         m = add_lora(m, rank=4, alpha=8, dropout=0.0)
         if train_tower:
-            assert set_vision_tower_trainable(m, True) == sum(
+            assert set_part_trainable(m, "vision_tower", True) == sum(
                 p.numel() for n, p in m.named_parameters() if "vision_tower" in n)
         return m
 
@@ -259,8 +259,15 @@ def test_a_trained_tower_gets_its_own_optimizer_group_at_the_projectors_rate():
     model, processor = build_tiny_llava("micro")
     method.setup(model, processor)
     assert [g["name"] for g in method.param_groups()] == ["adapter", "projector"]
-    set_vision_tower_trainable(method.model, True)
+    set_part_trainable(method.model, "vision_tower", True)
     groups = {g["name"]: g for g in method.param_groups()}
     assert list(groups) == ["adapter", "projector", "vision_tower"] and groups["vision_tower"]["lr"] == 1e-4
     assert sum(p.numel() for p in groups["vision_tower"]["params"]) == sum(
         p.numel() for n, p in method.model.named_parameters() if "vision_tower" in n)
+    # the output head likewise, and nothing else of the base model
+    set_part_trainable(method.model, "lm_head", True)
+    groups = {g["name"]: g for g in method.param_groups()}
+    assert list(groups) == ["adapter", "projector", "vision_tower", "lm_head"] and groups["lm_head"]["lr"] == 1e-4
+    assert [p.shape for p in groups["lm_head"]["params"]] == [method.model.get_output_embeddings().weight.shape]
+    with pytest.raises(Exception, match="unknown part"):
+        set_part_trainable(method.model, "embed_tokens", True)

@@ -320,15 +320,18 @@ def test_a_probe_that_trains_the_tower_is_a_model_of_its_own_and_changes_only_th
 
     profile = micro_smoke_profile(batch_size=2)
     frozen = probe_suite(profile, SUITE, ["Med"], [1.0], log=lambda *_: None)
-    trained = probe_suite(profile, SUITE, ["Med"], [1.0], log=lambda *_: None, train_tower=True)
+    trained = probe_suite(profile, SUITE, ["Med"], [1.0], log=lambda *_: None, train_parts=["tower"])
     assert list(frozen["model"]) == ["micro"] and list(trained["model"]) == ["micro + tower trained"]
-    assert model_label(profile, train_tower=True) == "micro + tower trained"
+    assert model_label(profile, train_parts=["tower"]) == "micro + tower trained"
+    assert model_label(profile, train_parts=["head", "tower"]) == "micro + tower trained + head trained"
+    with pytest.raises(ConfigError, match="unknown part"):
+        model_label(profile, train_parts=["embeddings"])
     saved = pd.read_csv(profile.results_dir / "tables" / f"{SUITE}_probe.csv")
     assert list(saved["model"]) == ["micro", "micro + tower trained"]
     calls = json.loads((profile.results_dir / "tables" / f"{SUITE}_probe.json").read_text())["calls"]
     assert [c["model"] for c in calls] == ["micro", "micro + tower trained"]
 
-    run = _probe_dir(profile, SUITE, "Med", "lora_ft", 1.0, None, train_tower=True)
+    run = _probe_dir(profile, SUITE, "Med", "lora_ft", 1.0, None, train_parts=["tower"])
     assert run.parent.name == "micro__tower" and json.loads((run / "config.json").read_text())["train_tower"] is True
     # the stage folder holds the tower the probe trained, and it moved away from the base model's
     stage = load_file(str(sorted((run / "stages").iterdir())[-1] / "adapter.safetensors"))
@@ -352,7 +355,7 @@ def test_another_image_side_is_a_model_of_its_own_in_folders_tables_and_base_mod
     large, side = own_image_size(mini, 128)
     assert side == 128 and large.data.image_size == 128 and large.data.seed == mini.data.seed
     assert model_label(large, image_size=side) == "tiny-3m + 128 px"
-    assert model_label(large, train_tower=True, image_size=side) == "tiny-3m + 128 px + tower trained"
+    assert model_label(large, train_parts=["tower"], image_size=side) == "tiny-3m + 128 px + tower trained"
     folder = _probe_dir(large, "mllmcl_dcl", "AD", "lora_ft", 10.0, None, image_size=side)
     assert folder.parent.name == "tiny-3m__128px"
     assert base_key(large, ["x"]) != base_key(mini, ["x"])  # pretrained again at that side
@@ -396,3 +399,18 @@ def test_a_probe_at_another_image_side_draws_and_reads_pictures_of_that_side(mic
     assert list(plain["model"]) == ["micro"] and list(plain["image size"]) == [32]
     saved = pd.read_csv(profile.results_dir / "tables" / f"{SUITE}_probe.csv")
     assert sorted(zip(saved["model"], saved["image size"])) == [("micro", 32), ("micro + 48 px", 48)]
+
+
+def test_a_probe_that_trains_the_head_saves_the_head_it_trained_and_resumes_with_it(micro_smoke_profile):
+    from safetensors.torch import load_file
+
+    profile = micro_smoke_profile(batch_size=2)
+    first = probe_suite(profile, SUITE, ["Med"], [1.0], log=lambda *_: None, train_parts=["head"])
+    assert list(first["model"]) == ["micro + head trained"]
+    run = _probe_dir(profile, SUITE, "Med", "lora_ft", 1.0, None, train_parts=["head"])
+    assert run.parent.name == "micro__head" and json.loads((run / "config.json").read_text())["train_head"] is True
+    saved = load_file(str(sorted((run / "stages").iterdir())[-1] / "adapter.safetensors"))
+    assert any("lm_head" in k for k in saved) and not any("vision_tower" in k for k in saved)
+    # read back, not retrained: the saved head loads into a model set up the same way
+    again = probe_suite(profile, SUITE, ["Med"], [1.0], log=lambda *_: None, train_parts=["head"])
+    assert again.iloc[0]["train seconds"] == first.iloc[0]["train seconds"]

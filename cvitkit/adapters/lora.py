@@ -5,7 +5,7 @@ from __future__ import annotations
 from peft import LoraConfig, PeftModel, get_peft_model
 
 from cvitkit.adapters.mixture import MixtureLoraConfig, MixtureLoraLinear
-from cvitkit.adapters.state import VISION_TOWER
+from cvitkit.adapters.state import TRAINABLE_PARTS
 from cvitkit.errors import ConfigError
 from cvitkit.models.targets import check_targets, lora_target_regex
 
@@ -25,16 +25,21 @@ def set_projector_trainable(model, trainable: bool) -> None:
             p.requires_grad_(trainable)
 
 
-def set_vision_tower_trainable(model, trainable: bool) -> int:
-    """Train the vision tower in full, in place; returns its parameter count.
+def set_part_trainable(model, part: str, trainable: bool) -> int:
+    """Train ``part`` of the base model in full, in place (``vision_tower`` or ``lm_head``, see
+    :data:`~cvitkit.adapters.state.TRAINABLE_PARTS`); returns its parameter count.
 
-    LLaVA-style continual tuning keeps the tower frozen (every method of the kit does): this is the
-    learnability probe's ``--train-tower`` setting, which asks whether a tower shaped by the task itself
-    reads what the frozen one drops. The tower's weights are then saved with the adapters."""
-    params = [p for name, p in model.named_parameters() if VISION_TOWER in name]
+    LLaVA-style continual tuning keeps both frozen (every method of the kit does): these are the
+    learnability probe's ``--train-tower`` and ``--train-head`` settings, which ask whether a tower shaped
+    by the task reads what the frozen one drops, and whether the output head of a base model that never
+    had to write a task's answer words holds the model back. The part's weights are then saved with the
+    adapters."""
+    if part not in TRAINABLE_PARTS:
+        raise ConfigError(f"unknown part {part!r} to train; expected one of {TRAINABLE_PARTS}.")
+    params = [p for name, p in model.named_parameters() if part in name]
     if not params:
-        raise ConfigError("this model has no module named 'vision_tower' to train: --train-tower needs a LLaVA-style "
-                          "model (the kit's tiny LLaVA or a Hugging Face LLaVA).")
+        raise ConfigError(f"this model has no module named {part!r} to train: the probe's part options need a "
+                          "LLaVA-style model (the kit's tiny LLaVA or a Hugging Face LLaVA).")
     for p in params:
         p.requires_grad_(trainable)
     return sum(p.numel() for p in params)

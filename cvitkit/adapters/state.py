@@ -11,6 +11,10 @@ from cvitkit.errors import CvitkitError
 
 
 VISION_TOWER = "vision_tower"
+LM_HEAD = "lm_head"
+#: Modules of the base model that every method keeps frozen and the learnability probe may train in full
+#: (``--train-tower``, ``--train-head``); where one is trained, a stage folder saves it with the adapters.
+TRAINABLE_PARTS = (VISION_TOWER, LM_HEAD)
 
 
 def _is_adapter_key(name: str) -> bool:
@@ -20,15 +24,17 @@ def _is_adapter_key(name: str) -> bool:
 
 
 def _saved_keys(model: torch.nn.Module) -> set[str]:
-    """The adapter keys, and the vision tower's where it is trained (the probe's ``--train-tower``): a
-    stage folder must hold every weight training changed, and the frozen base none."""
-    tower_trained = any(p.requires_grad for n, p in model.named_parameters() if VISION_TOWER in n)
-    return {k for k in model.state_dict() if _is_adapter_key(k) or (tower_trained and VISION_TOWER in k)}
+    """The adapter keys, and those of each part of :data:`TRAINABLE_PARTS` that is trained (the probe's
+    ``--train-tower``, ``--train-head``): a stage folder must hold every weight training changed, and the
+    frozen base none."""
+    trained = {part for n, p in model.named_parameters() for part in TRAINABLE_PARTS
+               if part in n and p.requires_grad}
+    return {k for k in model.state_dict() if _is_adapter_key(k) or any(part in k for part in trained)}
 
 
 def adapter_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """Every adapter parameter and persistent buffer (LoRA, experts, routers), the projector, and the
-    vision tower when it is trained."""
+    vision tower or output head when it is trained."""
     keys = _saved_keys(model)
     return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if k in keys}
 
@@ -58,7 +64,7 @@ def load_adapter_state(model: torch.nn.Module, path: str | Path, strict: bool = 
 
 def count_adapter_parameters(model: torch.nn.Module) -> dict[str, int]:
     """Adapter parameters in total and those trainable now (frozen experts excluded); a trained vision
-    tower counts with them."""
+    tower or output head counts with them."""
     total = trainable = 0
     keys = _saved_keys(model)
     for name, p in model.named_parameters():

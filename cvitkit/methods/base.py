@@ -21,12 +21,12 @@ from typing import Any, ClassVar
 
 import torch
 
+from cvitkit.adapters.state import TRAINABLE_PARTS
 from cvitkit.config import from_dict, option
 from cvitkit.errors import ConfigError
 from cvitkit.lm_loss import answer_inputs, answer_loss
 
 PROJECTOR = "multi_modal_projector"
-VISION_TOWER = "vision_tower"
 
 
 @dataclass
@@ -142,16 +142,15 @@ class Method:
     # -- optimisation -----------------------------------------------------------------------------
     def param_groups(self) -> list[dict]:
         """Trainable parameters split into adapter and projector groups with their learning rates; a vision
-        tower trained in full (the probe's ``--train-tower``) is a group of its own at the projector's rate,
-        the rate of the other pretrained module trained in place."""
-        adapter, projector, tower = [], [], []
+        tower or output head trained in full (the probe's ``--train-tower``, ``--train-head``) is a group of
+        its own at the projector's rate, the rate of the other pretrained module trained in place."""
+        groups = {name: [] for name in ("adapter", PROJECTOR, *TRAINABLE_PARTS)}
         for name, p in self.model.named_parameters():
             if p.requires_grad:
-                (projector if PROJECTOR in name else tower if VISION_TOWER in name else adapter).append(p)
-        groups = [{"params": adapter, "lr": self.config.lr, "name": "adapter"},
-                  {"params": projector, "lr": self.config.projector_lr, "name": "projector"},
-                  {"params": tower, "lr": self.config.projector_lr, "name": "vision_tower"}]
-        return [g for g in groups if g["params"]]
+                groups[next((part for part in (PROJECTOR, *TRAINABLE_PARTS) if part in name), "adapter")].append(p)
+        return [{"params": params, "lr": self.config.lr if name == "adapter" else self.config.projector_lr,
+                 "name": "projector" if name == PROJECTOR else name}
+                for name, params in groups.items() if params]
 
     def lr_schedule(self, experience) -> tuple[str, float]:
         """(schedule, warm-up ratio) for this experience; StrLoRA switches after the first chunk."""
