@@ -34,7 +34,7 @@ and tests the same setting with every picture replaced by one grey image: the qu
 that very setting (same data, steps, replies), the reference a score that reads the image must clear.
 
 Each (task, epochs) probe is an ordinary resumable run folder under
-``<work>/<profile>/probes/<suite>/<preset>[__position<w>][__object<w>][__<side>px][__tower]/<task>__<method>__e<epochs>[__n<samples>][__<answer form>][__seed<s>][__blind]``
+``<work>/<profile>/probes/<suite>/<preset>[__position<w>][__object<w>][__<side>px][__tower][__head]/<task>__<method>__e<epochs>[__n<samples>][__<answer form>][__seed<s>][__blind]``
 (predictions included), so an interrupted probe continues where it stopped and a finished one is read back instead
 of retrained. The table goes to ``results/<profile>/tables/<suite>_probe.{csv,md}``, each probe's score per
 question type (colour, kind, side, ...: which questions the pictures help with, next to its blind probe's)
@@ -209,13 +209,13 @@ def _probe_data(profile: Profile, spec, train_per_task: int | None, image_size: 
     from cvitkit.data import load_profile_suite_data, load_suite_data
     from cvitkit.data.build import build_suite
 
-    size = image_size
-    if not train_per_task and not size:
+    if not train_per_task and not image_size:
         return load_profile_suite_data(profile, spec, build=True)
     if profile.data_root:
-        raise ConfigError("--train-per-task resizes the synthetic data; it cannot be used with --data-root.")
+        raise ConfigError("--train-per-task and --image-size redraw the synthetic data; they cannot be used with "
+                          "--data-root.")
     root = work_dir(profile.name) / "probes" / ("data" + (f"_n{train_per_task}" if train_per_task else "")
-                                                + (f"_{size}px" if size else ""))
+                                                + (f"_{image_size}px" if image_size else ""))
     data = profile.data if not train_per_task else replace(profile.data, train_per_task=train_per_task)
     build_suite(spec, data, root)
     return load_suite_data(spec, root=root)
