@@ -20,7 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from cvitkit.config import config_hash, key_fields
-from cvitkit.errors import DataError
+from cvitkit.errors import ConfigError, DataError
 from cvitkit.lm_loss import forward_with_loss
 from cvitkit.profiles import Profile
 from cvitkit.provenance import atomic_write_json, provenance, work_dir
@@ -33,7 +33,8 @@ def base_key(profile: Profile, corpus_lines: list[str]) -> str:
 
     suite = asdict(load_suite(profile.base.suite))
     # cached base models keep their key
-    base = key_fields(profile.base, added_later=("vision_position_weight", "vision_object_weight"))
+    base = key_fields(profile.base, added_later=("vision_position_weight", "vision_object_weight",
+                                                   "caption_every_domain"))
     key = {"model": asdict(profile.model), "base": base, "image_size": profile.data.image_size,
            "corpus": config_hash({"c": corpus_lines}), "suite": config_hash(suite)}
     if profile.base.vision_suite:
@@ -75,6 +76,8 @@ def pretrain_base_model(profile: Profile, folder: Path, corpus_lines: list[str],
     build_suite(suite, data_cfg, data_root)
     data = load_suite_data(suite, root=data_root)
     records = [r for task in suite.tasks for r in data.train[task.name]]
+    if cfg.caption_every_domain:
+        records += _every_domain_captions(profile)
     model, processor = build_tiny_llava(profile.model.preset, corpus=corpus_lines, seed=cfg.seed,
                                         image_size=profile.data.image_size)
     vision_report = _pretrain_vision(profile, model, processor, log) if cfg.vision_suite else None
@@ -163,6 +166,17 @@ def _vision_records(profile: Profile) -> tuple[list[dict], Path, int]:
     build_suite(suite, data_cfg, data_root)
     data = load_suite_data(suite, root=data_root)
     return [r for task in suite.tasks for r in data.train[task.name]], data.image_root, len(suite.tasks)
+
+
+def _every_domain_captions(profile: Profile) -> list[dict]:
+    """Stage 0's captioned records with absolute image paths, for the LLaVA stage of a base model with
+    ``caption_every_domain`` (they join the pretraining suite's records, whose images lie elsewhere)."""
+    if not profile.base.vision_suite:
+        raise ConfigError("base.caption_every_domain trains the LLaVA stage on stage 0's captioned images too, but "
+                          "base.vision_suite is empty (no stage 0). Fix: set base.vision_suite (e.g. vision_pretrain) "
+                          "or leave caption_every_domain off.")
+    records, image_root, _ = _vision_records(profile)
+    return [{**r, "image": str((Path(image_root) / r["image"]).resolve())} for r in records]
 
 
 def _vision_objects(profile: Profile, records: list[dict]) -> list[list[dict]]:

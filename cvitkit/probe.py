@@ -7,11 +7,12 @@ method's profile preset otherwise unchanged) on that task alone for each number 
 for, and scores it on the task's test set next to the references of :mod:`cvitkit.eval.chance`:
 chance, the best constant answer and the two question priors (by question text and by question type).
 
-Five knobs answer *what would it take*: more steps (``--epochs``), a larger model (``--preset``), more
+Knobs answer *what would it take*: more steps (``--epochs``), a larger model (``--preset``), more
 training data (``--train-per-task``: a larger synthetic training set of the same generator, built in
 its own folder; the test set is unchanged, samples being drawn per index), a base model whose
 frozen vision tower keeps where each patch is (``--vision-position-weight``, see
-:mod:`cvitkit.vision_pretrain`; its own base model, pretrained once) and, for multiple-choice tasks,
+:mod:`cvitkit.vision_pretrain`; its own base model, pretrained once), a base model whose language model
+captioned every domain's pictures before continual tuning (``--caption-every-domain``) and, for multiple-choice tasks,
 replies that name the option's value before its letter (``--answer-form value_letter``, see
 :mod:`cvitkit.data.option_answers`: ``circle B`` instead of ``B``, scored on the letter the
 ``option_letter`` rule parses from the reply) and, for math, chart-trend and grounding tasks, worked
@@ -34,7 +35,7 @@ and tests the same setting with every picture replaced by one grey image: the qu
 that very setting (same data, steps, replies), the reference a score that reads the image must clear.
 
 Each (task, epochs) probe is an ordinary resumable run folder under
-``<work>/<profile>/probes/<suite>/<preset>[__position<w>][__object<w>][__<side>px][__tower][__head]/<task>__<method>__e<epochs>[__n<samples>][__<answer form>][__seed<s>][__blind]``
+``<work>/<profile>/probes/<suite>/<preset>[__position<w>][__object<w>][__captions][__<side>px][__tower][__head]/<task>__<method>__e<epochs>[__n<samples>][__<answer form>][__seed<s>][__blind]``
 (predictions included), so an interrupted probe continues where it stopped and a finished one is read back instead
 of retrained. The table goes to ``results/<profile>/tables/<suite>_probe.{csv,md}``, each probe's score per
 question type (colour, kind, side, ...: which questions the pictures help with, next to its blind probe's)
@@ -53,6 +54,7 @@ and alone, and which ones learned it) is rewritten beside it when the learnabili
     python -m cvitkit.probe --profile mini --suite mllmcl_dcl --tasks AD Med --epochs 10 --train-tower
     python -m cvitkit.probe --profile mini --suite mllmcl_dcl --tasks AD Med --epochs 10 --train-head
     python -m cvitkit.probe --profile mini --suite mllmcl_dcl --tasks AD Med --epochs 10 --image-size 128
+    python -m cvitkit.probe --profile mini --suite mllmcl_dcl --tasks AD Med --epochs 10 --caption-every-domain
     python -m cvitkit.probe --profile mini --suite mllmcl_dcl --refresh-references
 """
 
@@ -91,6 +93,15 @@ def _tower_terms(profile: Profile) -> list[tuple[str, float]]:
             if getattr(profile.base, field)]
 
 
+def _base_tags(profile: Profile) -> list[tuple[str, str]]:
+    """``(row label, folder)`` parts of each way the probed base model differs from the profile's: its stage-0
+    terms, and the LLaVA stage's captions of every domain (:func:`with_domain_captions`)."""
+    tags = [(f" + {term} term {w:g}", f"__{term}{w:g}") for term, w in _tower_terms(profile)]
+    if profile.base.caption_every_domain:
+        tags.append((" + domain captions", "__captions"))
+    return tags
+
+
 #: Parts of the base model a probe can train in full with the task (``--train-tower``, ``--train-head``):
 #: the module's name, and the name the tables, folders and run configs give it.
 TRAINED_PARTS = {"tower": "vision_tower", "head": "lm_head"}
@@ -105,10 +116,11 @@ def _check_parts(train_parts) -> tuple[str, ...]:
 
 def model_label(profile: Profile, train_parts=(), image_size: int | None = None) -> str:
     """The probed model as the tables name it: the preset, the base model's stage-0 terms when set
-    (``tiny-3m + position term 1``, ``tiny-3m + object term 1``) and ``image_size``, an image side other
+    (``tiny-3m + position term 1``, ``tiny-3m + object term 1``), ``+ domain captions`` for a base model
+    whose LLaVA stage captioned every domain (:func:`with_domain_captions`), and ``image_size``, an image side other
     than the profile's (``tiny-3m + 128 px``, see :func:`with_image_size`), each a base model of its own,
     and ``+ tower trained``, ``+ head trained`` for the parts the probe trains with the task."""
-    return (profile.model.preset + "".join(f" + {term} term {w:g}" for term, w in _tower_terms(profile))
+    return (profile.model.preset + "".join(label for label, _ in _base_tags(profile))
             + (f" + {image_size} px" if image_size else "")
             + "".join(f" + {part} trained" for part in _check_parts(train_parts)))
 
@@ -123,6 +135,22 @@ def with_tower_term(profile: Profile, term: str, weight: float) -> Profile:
                           f"base.vision_suite {profile.base.vision_suite!r}). Fix: use the mini profile.")
     # a float, as the CLI passes it: the base model's cache key hashes the number as written (1 and 1.0 differ)
     return replace(profile, base=replace(profile.base, **{TOWER_TERMS[term]: float(weight)}))
+
+
+def with_domain_captions(profile: Profile) -> Profile:
+    """``profile`` whose base model's LLaVA stage also captions stage 0's images of every domain.
+
+    The profile's base model learns to answer on the toy domain alone, so the language model has never
+    written a benchmark domain's kinds (``cell``, ``cyst``, ``bus``) when continual tuning starts, and its
+    output-head rows for them are still their initialisation. This base model has: it plays a pretrained
+    MLLM whose caption data covered the benchmarks' kind of pictures (its own cache key; the tower, trained
+    in stage 0, is the same). The benchmarks' questions stay new to it."""
+    if profile.model.source != "base" or not profile.base.vision_suite:
+        raise ConfigError(f"--caption-every-domain changes how the kit pretrains its base model (the LLaVA stage "
+                          f"also captions stage 0's images), but profile {profile.name!r} does not pretrain one with "
+                          f"a stage 0 (model.source {profile.model.source!r}, base.vision_suite "
+                          f"{profile.base.vision_suite!r}). Fix: use the mini profile.")
+    return replace(profile, base=replace(profile.base, caption_every_domain=True))
 
 
 def with_image_size(profile: Profile, size: int) -> Profile:
@@ -173,12 +201,15 @@ def add_tower_options(parser) -> None:
 
 
 def with_tower_options(profile: Profile, args) -> Profile:
-    """``profile`` with the stage-0 terms the options of :func:`add_tower_options` set (the image side is
+    """``profile`` with the stage-0 terms the options of :func:`add_tower_options` set, and the domain
+    captions of ``--caption-every-domain`` where the parser has it (the image side is
     :func:`own_image_size`'s)."""
     for term in TOWER_TERMS:
         weight = getattr(args, f"vision_{term}_weight", None)
         if weight is not None:
             profile = with_tower_term(profile, term, weight)
+    if getattr(args, "caption_every_domain", False):
+        profile = with_domain_captions(profile)
     return profile
 
 
@@ -197,7 +228,7 @@ def _probe_dir(profile: Profile, suite: str, task: str, method: str, epochs: flo
     name += "" if answer_form == "letter" else f"__{answer_form}"
     name += "" if seed is None else f"__seed{seed}"
     name += "__blind" if blind else ""
-    model = profile.model.preset + "".join(f"__{term}{w:g}" for term, w in _tower_terms(profile))
+    model = profile.model.preset + "".join(folder for _, folder in _base_tags(profile))
     model += (f"__{image_size}px" if image_size else "") + "".join(f"__{part}" for part in _check_parts(train_parts))
     return work_dir(profile.name) / "probes" / suite / model / name
 
@@ -600,6 +631,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="training samples per task (default: the profile's); a larger synthetic set "
                              "is built in its own folder")
     add_tower_options(parser)
+    parser.add_argument("--caption-every-domain", action="store_true",
+                        help="base model whose LLaVA stage also captions stage 0's images of every domain, the "
+                             "benchmarks' included (its language model has written their kinds); pretrained first, "
+                             "once")
     parser.add_argument("--answer-form", default="letter", choices=ANSWER_FORMS,
                         help="train on the task's own replies (letter), on '<value> <letter>' replies to "
                              "multiple-choice questions (value_letter, cvitkit/data/option_answers.py) or on "

@@ -63,3 +63,8 @@ class BaseModelConfig:
     vision_object_weight: float = option(0.0, help="Weight of stage 0's patch-object term (each patch predicts the "
                                                    "kind of the drawn object covering it, or background, so the "
                                                    "frozen tower keeps what each thing is); 0: captions alone.")
+    caption_every_domain: bool = option(False, help="The LLaVA stage also trains on stage 0's captioned images (every "
+                                                    "domain the kit draws, the benchmarks' included), so the language "
+                                                    "model has written every domain's kinds before continual tuning; "
+                                                    "off: it sees the toy domain alone and every benchmark domain is "
+                                                    "new to it. Needs vision_suite.")

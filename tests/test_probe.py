@@ -145,6 +145,29 @@ def test_the_position_term_needs_a_profile_that_pretrains_a_base(micro_smoke_pro
         with_position_term(micro_smoke_profile(), 1.0)
 
 
+def test_a_domain_caption_base_is_a_model_of_its_own_in_folders_tables_and_the_cli(micro_smoke_profile):
+    import argparse
+
+    from cvitkit.base_model import base_key
+    from cvitkit.probe import add_tower_options, with_domain_captions, with_tower_options
+    from cvitkit.profiles import load_profile
+
+    mini = load_profile("mini")
+    captioned = with_domain_captions(mini)
+    assert captioned.base.caption_every_domain and not mini.base.caption_every_domain
+    assert model_label(captioned) == "tiny-3m + domain captions"
+    assert model_label(with_tower_term(captioned, "object", 1)) == "tiny-3m + object term 1 + domain captions"
+    assert _probe_dir(captioned, "mllmcl_dcl", "Med", "lora_ft", 10.0, None).parent.name == "tiny-3m__captions"
+    assert base_key(captioned, ["x"]) != base_key(mini, ["x"])
+    parser = argparse.ArgumentParser()
+    add_tower_options(parser)
+    parser.add_argument("--caption-every-domain", action="store_true")
+    assert with_tower_options(mini, parser.parse_args(["--caption-every-domain"])) == captioned
+    assert with_tower_options(mini, parser.parse_args([])) == mini
+    with pytest.raises(ConfigError, match="--caption-every-domain.*Fix: use the mini profile"):
+        with_domain_captions(micro_smoke_profile())
+
+
 def _replies_of_probe(profile, row, task: str, form: str, scorer: str) -> tuple[list[dict], dict]:
     """Check a probe row and folder of answer form ``form``; its saved replies and the task's test records."""
     from cvitkit.data import load_profile_suite_data, load_suite

@@ -3,6 +3,7 @@
 import copy
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -180,6 +181,53 @@ def test_a_position_term_makes_another_base_model():
     # so does an object term, and an unset one leaves the cached base models' keys alone
     objects = {w: base_key(replace(mini, base=replace(mini.base, vision_object_weight=w)), lines) for w in (0.0, 1.0)}
     assert objects[0.0] == keys[0.0] and objects[1.0] not in keys.values()
+
+
+def test_domain_captions_make_another_base_model_and_need_a_stage_zero(micro_smoke_profile):
+    from cvitkit.base_model import _every_domain_captions, base_key
+    from cvitkit.data import corpus
+    from cvitkit.data.dataset import load_image
+    from cvitkit.errors import ConfigError
+    from cvitkit.profiles import load_profile
+
+    mini, lines = load_profile("mini"), corpus()
+    captioned = replace(mini, base=replace(mini.base, caption_every_domain=True))
+    assert base_key(captioned, lines) != base_key(mini, lines)
+    # left off, the option keeps the key of the base models cached before it existed
+    assert base_key(replace(mini, base=replace(mini.base, caption_every_domain=False)), lines) == base_key(mini, lines)
+    # the LLaVA stage's extra records are stage 0's, with image paths that need no image root
+    profile = micro_smoke_profile()
+    profile = replace(profile, base=replace(profile.base, vision_suite="vision_pretrain", vision_train_per_task=1,
+                                            caption_every_domain=True))
+    records = _every_domain_captions(profile)
+    assert len(records) == 14 and {r["id"].rsplit("_", 2)[0] for r in records} >= {"Caption-medical", "Caption-driving"}
+    for i, record in enumerate(records):
+        assert Path(record["image"]).is_absolute() and load_image(record, "/elsewhere", i).size == (32, 32)
+    with pytest.raises(ConfigError, match="base.vision_suite is empty.*Fix"):
+        _every_domain_captions(replace(profile, base=replace(profile.base, vision_suite="")))
+
+
+@pytest.mark.slow
+def test_a_base_model_with_domain_captions_trains_on_them_and_keeps_the_same_tower(micro_smoke_profile):
+    from transformers import LlavaForConditionalGeneration
+
+    from cvitkit.base_model import ensure_base_model
+
+    profile = micro_smoke_profile()
+    base = replace(profile.base, train_per_task=4, test_per_task=2, epochs=1.0, batch_size=4,
+                   vision_suite="vision_pretrain", vision_train_per_task=2, vision_epochs=1.0, vision_batch_size=8)
+    plain = replace(profile, model=replace(profile.model, source="base"), base=base)
+    captioned = replace(plain, base=replace(base, caption_every_domain=True))
+    folders = [ensure_base_model(p, log=lambda *_: None) for p in (plain, captioned)]
+    reports = [json.loads((f / "base.json").read_text()) for f in folders]
+    # the LLaVA stage read the pretraining suite's records (2 tasks x 4) plus stage 0's (14 tasks x 2)
+    assert [r["samples"] for r in reports] == [8, 8 + 28]
+    assert reports[1]["steps"] > reports[0]["steps"]
+    weights = [dict(LlavaForConditionalGeneration.from_pretrained(f).named_parameters()) for f in folders]
+    tower = [n for n in weights[0] if n.startswith("model.vision_tower.")]
+    for n in tower:  # stage 0 is the same; only the stages after it differ
+        torch.testing.assert_close(weights[0][n].detach(), weights[1][n].detach(), rtol=0, atol=0)
+    assert not torch.equal(weights[0]["lm_head.weight"], weights[1]["lm_head.weight"])
 
 
 def test_object_targets_mark_each_patch_with_the_kind_whose_box_holds_its_centre():
