@@ -35,7 +35,7 @@ and tests the same setting with every picture replaced by one grey image: the qu
 that very setting (same data, steps, replies), the reference a score that reads the image must clear.
 
 Each (task, epochs) probe is an ordinary resumable run folder under
-``<work>/<profile>/probes/<suite>/<preset>[__position<w>][__object<w>][__captions][__<side>px][__tower][__head]/<task>__<method>__e<epochs>[__n<samples>][__<answer form>][__seed<s>][__blind]``
+``<work>/<profile>/probes/<suite>/<preset>[__position<w>][__object<w>][__stage0e<n>][__captions][__<side>px][__tower][__head]/<task>__<method>__e<epochs>[__n<samples>][__<answer form>][__seed<s>][__blind]``
 (predictions included), so an interrupted probe continues where it stopped and a finished one is read back instead
 of retrained. The table goes to ``results/<profile>/tables/<suite>_probe.{csv,md}``, each probe's score per
 question type (colour, kind, side, ...: which questions the pictures help with, next to its blind probe's)
@@ -55,6 +55,7 @@ and alone, and which ones learned it) is rewritten beside it when the learnabili
     python -m cvitkit.probe --profile mini --suite mllmcl_dcl --tasks AD Med --epochs 10 --train-head
     python -m cvitkit.probe --profile mini --suite mllmcl_dcl --tasks AD Med --epochs 10 --image-size 128
     python -m cvitkit.probe --profile mini --suite mllmcl_dcl --tasks AD Med --epochs 10 --caption-every-domain
+    python -m cvitkit.probe --profile mini --suite mllmcl_dcl --tasks AD Med --epochs 10 --vision-object-weight 1 --vision-epochs 20
     python -m cvitkit.probe --profile mini --suite mllmcl_dcl --refresh-references
 """
 
@@ -93,10 +94,21 @@ def _tower_terms(profile: Profile) -> list[tuple[str, float]]:
             if getattr(profile.base, field)]
 
 
+def _stage0_epochs() -> float:
+    """Stage 0's passes over its images by default; rows and folders of base models trained otherwise
+    (``--vision-epochs``) say so."""
+    from cvitkit.train_config import BaseModelConfig
+
+    return BaseModelConfig().vision_epochs
+
+
 def _base_tags(profile: Profile) -> list[tuple[str, str]]:
     """``(row label, folder)`` parts of each way the probed base model differs from the profile's: its stage-0
-    terms, and the LLaVA stage's captions of every domain (:func:`with_domain_captions`)."""
+    terms and epochs, and the LLaVA stage's captions of every domain (:func:`with_domain_captions`)."""
     tags = [(f" + {term} term {w:g}", f"__{term}{w:g}") for term, w in _tower_terms(profile)]
+    epochs = profile.base.vision_epochs
+    if epochs != _stage0_epochs():
+        tags.append((f" + stage 0 {epochs:g} epochs", f"__stage0e{epochs:g}"))
     if profile.base.caption_every_domain:
         tags.append((" + domain captions", "__captions"))
     return tags
@@ -135,6 +147,17 @@ def with_tower_term(profile: Profile, term: str, weight: float) -> Profile:
                           f"base.vision_suite {profile.base.vision_suite!r}). Fix: use the mini profile.")
     # a float, as the CLI passes it: the base model's cache key hashes the number as written (1 and 1.0 differ)
     return replace(profile, base=replace(profile.base, **{TOWER_TERMS[term]: float(weight)}))
+
+
+def with_vision_epochs(profile: Profile, epochs: float) -> Profile:
+    """``profile`` whose base model's stage 0 makes ``epochs`` passes over its captioned images."""
+    if epochs <= 0:
+        raise ConfigError(f"--vision-epochs must be a positive number of passes, got {epochs:g}.")
+    if profile.model.source != "base" or not profile.base.vision_suite:
+        raise ConfigError(f"--vision-epochs changes stage 0 of the kit's base model, but profile {profile.name!r} "
+                          f"has none (model.source {profile.model.source!r}, base.vision_suite "
+                          f"{profile.base.vision_suite!r}). Fix: use the mini profile.")
+    return replace(profile, base=replace(profile.base, vision_epochs=float(epochs)))
 
 
 def with_domain_captions(profile: Profile) -> Profile:
@@ -188,26 +211,31 @@ def own_image_size(profile: Profile, size: int | None) -> tuple[Profile, int | N
 
 def add_tower_options(parser) -> None:
     """``--vision-position-weight`` and ``--vision-object-weight``: a base model whose stage 0 adds that
-    term (see :func:`with_tower_options`), and ``--image-size``: pictures and a base model of another side
+    term, ``--vision-epochs``: one whose stage 0 trains longer (see :func:`with_tower_options`), and ``--image-size``: pictures and a base model of another side
     (see :func:`own_image_size`)."""
     for term, learned in (("position", "each patch's row and column"),
                           ("object", "the kind of the object under each patch")):
         parser.add_argument(f"--vision-{term}-weight", type=float,
                             help=f"base model whose frozen vision tower also learned {learned} with this weight "
                                  "(stage 0, cvitkit/vision_pretrain.py); pretrained first, once")
+    parser.add_argument("--vision-epochs", type=float,
+                        help=f"passes of stage 0 over its captioned images (default {_stage0_epochs():g}): a tower "
+                             "trained longer, its own base model, pretrained first, once")
     parser.add_argument("--image-size", type=int,
                         help="pictures of this many pixels a side instead of the profile's (a multiple of the "
                              "tower's patch): objects span more patches; its own data and base model, built first")
 
 
 def with_tower_options(profile: Profile, args) -> Profile:
-    """``profile`` with the stage-0 terms the options of :func:`add_tower_options` set, and the domain
+    """``profile`` with the stage-0 terms and epochs the options of :func:`add_tower_options` set, and the domain
     captions of ``--caption-every-domain`` where the parser has it (the image side is
     :func:`own_image_size`'s)."""
     for term in TOWER_TERMS:
         weight = getattr(args, f"vision_{term}_weight", None)
         if weight is not None:
             profile = with_tower_term(profile, term, weight)
+    if getattr(args, "vision_epochs", None) is not None:
+        profile = with_vision_epochs(profile, args.vision_epochs)
     if getattr(args, "caption_every_domain", False):
         profile = with_domain_captions(profile)
     return profile

@@ -168,6 +168,29 @@ def test_a_domain_caption_base_is_a_model_of_its_own_in_folders_tables_and_the_c
         with_domain_captions(micro_smoke_profile())
 
 
+def test_a_longer_stage_zero_is_a_base_model_of_its_own(micro_smoke_profile):
+    import argparse
+
+    from cvitkit.base_model import base_key
+    from cvitkit.probe import add_tower_options, with_tower_options, with_vision_epochs
+    from cvitkit.profiles import load_profile
+
+    mini = load_profile("mini")
+    longer = with_vision_epochs(mini, 20)
+    assert longer.base.vision_epochs == 20.0 and base_key(longer, ["x"]) != base_key(mini, ["x"])
+    assert model_label(with_vision_epochs(mini, mini.base.vision_epochs)) == "tiny-3m"
+    both = with_vision_epochs(with_tower_term(mini, "object", 1.0), 20)
+    assert model_label(both) == "tiny-3m + object term 1 + stage 0 20 epochs"
+    assert _probe_dir(both, "coin", "GQA", "lora_ft", 10.0, None).parent.name == "tiny-3m__object1__stage0e20"
+    parser = argparse.ArgumentParser()
+    add_tower_options(parser)
+    assert with_tower_options(mini, parser.parse_args(["--vision-object-weight", "1", "--vision-epochs", "20"])) == both
+    with pytest.raises(ConfigError, match="positive number of passes"):
+        with_vision_epochs(mini, 0)
+    with pytest.raises(ConfigError, match="--vision-epochs.*Fix: use the mini profile"):
+        with_vision_epochs(micro_smoke_profile(), 20)
+
+
 def _replies_of_probe(profile, row, task: str, form: str, scorer: str) -> tuple[list[dict], dict]:
     """Check a probe row and folder of answer form ``form``; its saved replies and the task's test records."""
     from cvitkit.data import load_profile_suite_data, load_suite
