@@ -123,16 +123,17 @@ def draw_pictures(profile, suite, task_name: str, pictures: int) -> list:
             for i in range(pictures)]
 
 
-def write_table(folder, rows: list[dict], arguments: dict, base_model: dict | None) -> pd.DataFrame:
-    """Merge ``rows`` into ``<folder>/object_readout.{csv,md}`` and append the call (its arguments, the
-    base model's identity and provenance) to ``object_readout.json``."""
+def write_table(folder, rows: list[dict], arguments: dict, base_model: dict | None, name: str = "object_readout",
+                columns: list[str] = COLUMNS, key: tuple[str, ...] = ("suite", "task", "model", "pictures")) -> pd.DataFrame:
+    """Merge ``rows`` into ``<folder>/<name>.{csv,md}`` (a saved row with the same ``key`` is replaced; sorted
+    by the key's columns but the last) and append the call (its arguments, the base model's identity and
+    provenance) to ``<name>.json``. :mod:`cvitkit.caption_readout` writes its table with it too."""
     from cvitkit.probe import merge_table
     from cvitkit.provenance import append_call, provenance
 
-    table = merge_table(Path(folder) / "object_readout.csv", pd.DataFrame(rows, columns=COLUMNS),
-                        ["suite", "task", "model", "pictures"],
-                        lambda t: t.sort_values(["suite", "task", "model"], ignore_index=True))
-    append_call(Path(folder) / "object_readout.json",
+    table = merge_table(Path(folder) / f"{name}.csv", pd.DataFrame(rows, columns=columns), list(key),
+                        lambda t: t.sort_values(list(key[:-1]), ignore_index=True))
+    append_call(Path(folder) / f"{name}.json",
                 {"arguments": arguments, "base_model": base_model, "provenance": provenance(seed=0)})
     return table
 
