@@ -42,7 +42,9 @@ or background (a dense labelling term, as detection- and segmentation-aware towe
     \\mathcal{L} \\mathrel{+}= \\frac{\\mu}{N}\\sum_{i=1}^{N} \\mathrm{CE}(K\\,h_i, \\mathrm{kind}_i)
 
 with the kinds of every domain of the vision suite as classes (the synthetic images are drawn again
-from their seeds to know where each object is). All heads are discarded afterwards; the
+from their seeds to know where each object is). At the profile's 4 epochs it lifts the read-out of
+kinds to 49 to 74 %; at 20 epochs (``base.vision_epochs``) to 60 to 87 % on DCL Med, AD, CoIN GQA and
+VQAv2, where 20 epochs of the caption term alone leave it where 4 do. All heads are discarded afterwards; the
 language model and the projector never see these images or captions, so the continual tasks stay new
 to the instruction-following part of the model.
 """
