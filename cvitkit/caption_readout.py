@@ -112,11 +112,11 @@ def caption_tasks(suite) -> list:
 
 def main(argv=None) -> int:
     from cvitkit.base_model import base_identity
-    from cvitkit.data import corpus, load_suite
-    from cvitkit.object_readout import write_table
-    from cvitkit.probe import add_tower_options, model_label, own_image_size, with_tower_options
+    from cvitkit.data import load_suite
+    from cvitkit.object_readout import load_probed_base, write_table
+    from cvitkit.probe import add_tower_options, model_label
     from cvitkit.profiles import available_profiles, load_profile
-    from cvitkit.runner import base_model_dir, load_base
+    from cvitkit.runner import base_model_dir
 
     parser = argparse.ArgumentParser(prog="python -m cvitkit.caption_readout", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -132,10 +132,8 @@ def main(argv=None) -> int:
     if profile.model.source != "base" or not profile.base.vision_suite:
         raise ConfigError(f"profile {args.profile!r} does not pretrain a base model with a vision suite. Fix: use "
                           "the mini profile.")
-    profile, image_size = own_image_size(with_tower_options(profile, args), args.image_size)
+    profile, image_size, model, processor = load_probed_base(profile, args)
     suite = load_suite(profile.base.vision_suite)
-    model, processor = load_base(profile, corpus=corpus())
-    model.eval()
     label = model_label(profile, image_size=image_size)
     rows = []
     for spec in caption_tasks(suite):

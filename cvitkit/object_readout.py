@@ -138,12 +138,24 @@ def write_table(folder, rows: list[dict], arguments: dict, base_model: dict | No
     return table
 
 
+def load_probed_base(profile, args):
+    """``(profile, image side or None, model, processor)``: the base model the command line's tower options
+    (:func:`~cvitkit.probe.add_tower_options`) name, loaded for reading (eval mode)."""
+    from cvitkit.data import corpus
+    from cvitkit.probe import own_image_size, with_tower_options
+    from cvitkit.runner import load_base
+
+    profile, image_size = own_image_size(with_tower_options(profile, args), args.image_size)
+    model, processor = load_base(profile, corpus=corpus())
+    return profile, image_size, model.eval(), processor
+
+
 def main(argv=None) -> int:
-    from cvitkit.data import corpus, load_suite
-    from cvitkit.probe import add_tower_options, model_label, own_image_size, with_tower_options
-    from cvitkit.profiles import available_profiles, load_profile
     from cvitkit.base_model import base_identity
-    from cvitkit.runner import base_model_dir, load_base
+    from cvitkit.data import load_suite
+    from cvitkit.probe import add_tower_options, model_label
+    from cvitkit.profiles import available_profiles, load_profile
+    from cvitkit.runner import base_model_dir
 
     parser = argparse.ArgumentParser(prog="python -m cvitkit.object_readout", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -160,10 +172,8 @@ def main(argv=None) -> int:
     if profile.data_root:
         raise ConfigError("the read-out draws each picture again from its seed to know its objects; it needs the "
                           "kit's synthetic data, not a data root.")
-    profile, image_size = own_image_size(with_tower_options(profile, args), args.image_size)
+    profile, image_size, model, processor = load_probed_base(profile, args)
     suite = load_suite(args.suite)
-    model, processor = load_base(profile, corpus=corpus())
-    model.eval()
     rows = []
     for task in args.tasks:
         samples = draw_pictures(profile, suite, task, args.pictures)

@@ -58,3 +58,25 @@ def test_a_domain_row_of_a_model_is_scored_against_its_fresh_pictures(micro_llav
 def test_a_suite_without_per_domain_captions_is_refused():
     with pytest.raises(ConfigError, match="Caption-<domain>.*Fix"):
         caption_tasks(load_suite("pretrain"))
+
+
+def test_the_command_refuses_a_profile_without_a_pretrained_base():
+    from cvitkit.caption_readout import main
+
+    with pytest.raises(ConfigError, match="does not pretrain a base model.*Fix: use the mini profile"):
+        main(["--profile", "smoke"])
+
+
+def test_the_read_outs_load_the_model_their_options_name(micro_smoke_profile):
+    import argparse
+
+    from cvitkit.object_readout import load_probed_base
+    from cvitkit.probe import add_tower_options
+
+    parser = argparse.ArgumentParser()
+    add_tower_options(parser)
+    profile = micro_smoke_profile()
+    loaded, side, model, _ = load_probed_base(profile, parser.parse_args([]))
+    assert loaded == profile and side is None and not model.training
+    with pytest.raises(ConfigError, match="Fix: use the mini profile"):
+        load_probed_base(profile, parser.parse_args(["--vision-epochs", "20"]))

@@ -127,15 +127,20 @@ def test_position_term_trains_heads_that_read_every_patchs_place(micro_llava):
     assert position_readout(model, micro_llava[1], images)["column"] > 0.9
 
 
+def _micro_base_profile(profile):
+    """``profile`` pretraining a micro base model with a stage 0, in a few seconds."""
+    base = replace(profile.base, train_per_task=4, test_per_task=2, epochs=1.0, batch_size=4,
+                   vision_suite="vision_pretrain", vision_train_per_task=2, vision_epochs=1.0, vision_batch_size=8)
+    return replace(profile, model=replace(profile.model, source="base"), base=base)
+
+
 @pytest.mark.slow
 def test_base_model_with_stage_zero_keeps_the_tower_frozen_afterwards(micro_smoke_profile):
     from cvitkit.base_model import base_dir_for, ensure_base_model
     from cvitkit.data import corpus
 
-    profile = micro_smoke_profile()
-    base = replace(profile.base, train_per_task=4, test_per_task=2, epochs=1.0, batch_size=4,
-                   vision_suite="vision_pretrain", vision_train_per_task=2, vision_epochs=1.0, vision_batch_size=8)
-    profile = replace(profile, model=replace(profile.model, source="base"), base=base)
+    profile = _micro_base_profile(micro_smoke_profile())
+    base = profile.base
     folder = ensure_base_model(profile, log=lambda *_: None)
     report = json.loads((folder / "base.json").read_text())
     assert report["vision_stage"]["images"] == 2 * 14 and report["vision_stage"]["steps"] == 4
@@ -213,11 +218,8 @@ def test_a_base_model_with_domain_captions_trains_on_them_and_keeps_the_same_tow
 
     from cvitkit.base_model import ensure_base_model
 
-    profile = micro_smoke_profile()
-    base = replace(profile.base, train_per_task=4, test_per_task=2, epochs=1.0, batch_size=4,
-                   vision_suite="vision_pretrain", vision_train_per_task=2, vision_epochs=1.0, vision_batch_size=8)
-    plain = replace(profile, model=replace(profile.model, source="base"), base=base)
-    captioned = replace(plain, base=replace(base, caption_every_domain=True))
+    plain = _micro_base_profile(micro_smoke_profile())
+    captioned = replace(plain, base=replace(plain.base, caption_every_domain=True))
     folders = [ensure_base_model(p, log=lambda *_: None) for p in (plain, captioned)]
     reports = [json.loads((f / "base.json").read_text()) for f in folders]
     # the LLaVA stage read the pretraining suite's records (2 tasks x 4) plus stage 0's (14 tasks x 2)
