@@ -11,8 +11,9 @@ Knobs answer *what would it take*: more steps (``--epochs``), a larger model (``
 training data (``--train-per-task``: a larger synthetic training set of the same generator, built in
 its own folder; the test set is unchanged, samples being drawn per index), a base model whose
 frozen vision tower keeps where each patch is (``--vision-position-weight``, see
-:mod:`cvitkit.vision_pretrain`; its own base model, pretrained once), a base model whose language model
-captioned every domain's pictures before continual tuning (``--caption-every-domain``) and, for multiple-choice tasks,
+:mod:`cvitkit.vision_pretrain`; its own base model, pretrained once) or trained its tower longer
+(``--vision-epochs``), a base model whose language model captioned every domain's pictures before
+continual tuning (``--caption-every-domain``) and, for multiple-choice tasks,
 replies that name the option's value before its letter (``--answer-form value_letter``, see
 :mod:`cvitkit.data.option_answers`: ``circle B`` instead of ``B``, scored on the letter the
 ``option_letter`` rule parses from the reply) and, for math, chart-trend and grounding tasks, worked
@@ -103,8 +104,8 @@ def _stage0_epochs() -> float:
 
 
 def _base_tags(profile: Profile) -> list[tuple[str, str]]:
-    """``(row label, folder)`` parts of each way the probed base model differs from the profile's: its stage-0
-    terms and epochs, and the LLaVA stage's captions of every domain (:func:`with_domain_captions`)."""
+    """``(row label, folder)`` parts of each way the probed base model differs from the kit's default one: its
+    stage-0 terms and epochs, and the LLaVA stage's captions of every domain (:func:`with_domain_captions`)."""
     tags = [(f" + {term} term {w:g}", f"__{term}{w:g}") for term, w in _tower_terms(profile)]
     epochs = profile.base.vision_epochs
     if epochs != _stage0_epochs():
@@ -128,8 +129,8 @@ def _check_parts(train_parts) -> tuple[str, ...]:
 
 def model_label(profile: Profile, train_parts=(), image_size: int | None = None) -> str:
     """The probed model as the tables name it: the preset, the base model's stage-0 terms when set
-    (``tiny-3m + position term 1``, ``tiny-3m + object term 1``), ``+ domain captions`` for a base model
-    whose LLaVA stage captioned every domain (:func:`with_domain_captions`), and ``image_size``, an image side other
+    (``tiny-3m + position term 1``, ``tiny-3m + object term 1``) and epochs other than the default
+    (``+ stage 0 20 epochs``), ``+ domain captions`` for a base model whose LLaVA stage captioned every domain (:func:`with_domain_captions`), and ``image_size``, an image side other
     than the profile's (``tiny-3m + 128 px``, see :func:`with_image_size`), each a base model of its own,
     and ``+ tower trained``, ``+ head trained`` for the parts the probe trains with the task."""
     return (profile.model.preset + "".join(label for label, _ in _base_tags(profile))
@@ -211,8 +212,8 @@ def own_image_size(profile: Profile, size: int | None) -> tuple[Profile, int | N
 
 def add_tower_options(parser) -> None:
     """``--vision-position-weight`` and ``--vision-object-weight``: a base model whose stage 0 adds that
-    term, ``--vision-epochs``: one whose stage 0 trains longer (see :func:`with_tower_options`), and ``--image-size``: pictures and a base model of another side
-    (see :func:`own_image_size`)."""
+    term, ``--vision-epochs``: one whose stage 0 trains longer (see :func:`with_tower_options`), and
+    ``--image-size``: pictures and a base model of another side (see :func:`own_image_size`)."""
     for term, learned in (("position", "each patch's row and column"),
                           ("object", "the kind of the object under each patch")):
         parser.add_argument(f"--vision-{term}-weight", type=float,
