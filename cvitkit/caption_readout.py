@@ -114,7 +114,7 @@ def main(argv=None) -> int:
     from cvitkit.base_model import base_identity
     from cvitkit.data import load_suite
     from cvitkit.object_readout import load_probed_base, write_table
-    from cvitkit.probe import add_tower_options, model_label
+    from cvitkit.probe import add_tower_options, check_pretrains_stage0, model_label
     from cvitkit.profiles import available_profiles, load_profile
     from cvitkit.runner import base_model_dir
 
@@ -129,9 +129,7 @@ def main(argv=None) -> int:
     if args.pictures < 1:
         parser.error("--pictures must be at least 1.")
     profile = load_profile(args.profile)
-    if profile.model.source != "base" or not profile.base.vision_suite:
-        raise ConfigError(f"profile {args.profile!r} does not pretrain a base model with a vision suite. Fix: use "
-                          "the mini profile.")
+    check_pretrains_stage0(profile, "the caption read-out")
     profile, image_size, model, processor = load_probed_base(profile, args)
     suite = load_suite(profile.base.vision_suite)
     label = model_label(profile, image_size=image_size)

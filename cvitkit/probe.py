@@ -138,14 +138,22 @@ def model_label(profile: Profile, train_parts=(), image_size: int | None = None)
             + "".join(f" + {part} trained" for part in _check_parts(train_parts)))
 
 
+def check_pretrains_stage0(profile: Profile, what: str) -> None:
+    """Refuse ``what`` (an option that changes or reads the kit's own base model) on a profile that does not
+    pretrain a base model with a stage 0 (``model.source: base`` and a ``base.vision_suite``)."""
+    if profile.model.source != "base" or not profile.base.vision_suite:
+        raise ConfigError(f"{what} works on the base model the kit pretrains (stage 0, then the LLaVA stage), but "
+                          f"profile {profile.name!r} does not pretrain a base model with a stage 0 (model.source "
+                          f"{profile.model.source!r}, base.vision_suite {profile.base.vision_suite!r}). Fix: use the "
+                          "mini profile.")
+
+
 def with_tower_term(profile: Profile, term: str, weight: float) -> Profile:
     """``profile`` whose base model's stage 0 weighs ``term`` (``position`` or ``object``) by ``weight``."""
     if weight < 0:
         raise ConfigError(f"the {term} term's weight must be 0 or more, got {weight}.")
-    if weight and (profile.model.source != "base" or not profile.base.vision_suite):
-        raise ConfigError(f"the {term} term changes how the kit pretrains its base model's vision tower, but "
-                          f"profile {profile.name!r} does not pretrain one (model.source {profile.model.source!r}, "
-                          f"base.vision_suite {profile.base.vision_suite!r}). Fix: use the mini profile.")
+    if weight:
+        check_pretrains_stage0(profile, f"the {term} term of stage 0")
     # a float, as the CLI passes it: the base model's cache key hashes the number as written (1 and 1.0 differ)
     return replace(profile, base=replace(profile.base, **{TOWER_TERMS[term]: float(weight)}))
 
@@ -154,10 +162,7 @@ def with_vision_epochs(profile: Profile, epochs: float) -> Profile:
     """``profile`` whose base model's stage 0 makes ``epochs`` passes over its captioned images."""
     if epochs <= 0:
         raise ConfigError(f"--vision-epochs must be a positive number of passes, got {epochs:g}.")
-    if profile.model.source != "base" or not profile.base.vision_suite:
-        raise ConfigError(f"--vision-epochs changes stage 0 of the kit's base model, but profile {profile.name!r} "
-                          f"has none (model.source {profile.model.source!r}, base.vision_suite "
-                          f"{profile.base.vision_suite!r}). Fix: use the mini profile.")
+    check_pretrains_stage0(profile, "--vision-epochs")
     return replace(profile, base=replace(profile.base, vision_epochs=float(epochs)))
 
 
@@ -169,11 +174,7 @@ def with_domain_captions(profile: Profile) -> Profile:
     output-head rows for them are still their initialisation. This base model has: it plays a pretrained
     MLLM whose caption data covered the benchmarks' kind of pictures (its own cache key; the tower, trained
     in stage 0, is the same). The benchmarks' questions stay new to it."""
-    if profile.model.source != "base" or not profile.base.vision_suite:
-        raise ConfigError(f"--caption-every-domain changes how the kit pretrains its base model (the LLaVA stage "
-                          f"also captions stage 0's images), but profile {profile.name!r} does not pretrain one with "
-                          f"a stage 0 (model.source {profile.model.source!r}, base.vision_suite "
-                          f"{profile.base.vision_suite!r}). Fix: use the mini profile.")
+    check_pretrains_stage0(profile, "--caption-every-domain")
     return replace(profile, base=replace(profile.base, caption_every_domain=True))
 
 
