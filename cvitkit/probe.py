@@ -40,7 +40,8 @@ Each (task, epochs) probe is an ordinary resumable run folder under
 (predictions included), so an interrupted probe continues where it stopped and a finished one is read back instead
 of retrained. The table goes to ``results/<profile>/tables/<suite>_probe.{csv,md}``, each probe's score per
 question type (colour, kind, side, ...: which questions the pictures help with, next to its blind probe's)
-to ``<suite>_probe_types.{csv,md}``, and the suite's
+to ``<suite>_probe_types.{csv,md}``, where the box or click of each grounding and GUI reply lands (the named
+object, another one, none; :mod:`cvitkit.eval.targets`) to ``<suite>_probe_targets.{csv,md}``, and the suite's
 *what it takes* table (:mod:`cvitkit.report.what_it_takes`: every setting tried per task, in sequence
 and alone, and which ones learned it) is rewritten beside it when the learnability table exists::
 
@@ -73,7 +74,9 @@ from cvitkit.data.option_answers import AGREEMENT_COLUMNS, value_first, value_le
 from cvitkit.data.scene_answers import SCENE_FAMILIES, scene_agreement, scene_reply
 from cvitkit.data.worked_answers import WORKED_FAMILIES, check_worked, worked_agreement, worked_records
 from cvitkit.errors import ConfigError, CvitkitError
+from cvitkit.eval.parsed_scorers import final_part
 from cvitkit.eval.question_types import question_type, scores_by_type
+from cvitkit.eval.targets import TARGET_COLUMNS, TARGET_FAMILIES, target_hits
 from cvitkit.profiles import Profile, available_profiles, load_profile
 from cvitkit.provenance import append_call, provenance, work_dir
 
@@ -383,6 +386,10 @@ def probe_task(profile: Profile, suite_data, task: str, epochs: float, method: s
         test_samples = _drawn_samples(profile, suite.name, drawn_spec, suite_data.test[task], "question_id")
     if test_samples is not None:
         result["types"] = scores_by_type(predictions, {q: question_type(s.truth) for q, s in test_samples.items()})
+        if drawn_spec.family in TARGET_FAMILIES:
+            after = spec.scorer_params.get("after") if spec.scorer == "final_answer" else None
+            answers = [row["text"] if after is None else final_part(row["text"], after) for row in predictions]
+            result["targets"] = target_hits(answers, [test_samples[row["question_id"]] for row in predictions])
     return result
 
 
@@ -465,7 +472,9 @@ def probe_suite(profile: str | Profile, suite: str, tasks: list[str] | None = No
     they apply, and merges it into
     ``results/<profile>/tables/<suite>_probe.{csv,md}`` (rows of other tasks, epochs, sizes, methods,
     answer forms or seeds are kept), and each probe's score per question type (where the task's questions have
-    types, :mod:`cvitkit.eval.question_types`) into ``<suite>_probe_types.{csv,md}``. The call's record in the table's ``.json`` names, per task and
+    types, :mod:`cvitkit.eval.question_types`) into ``<suite>_probe_types.{csv,md}``, and, for grounding and GUI
+    tasks, which object its boxes or clicks land on (:mod:`cvitkit.eval.targets`) into
+    ``<suite>_probe_targets.{csv,md}``. The call's record in the table's ``.json`` names, per task and
     epochs, the base model pretraining each probe stood on (:func:`~cvitkit.runner.record_base_model`).
     """
     from cvitkit.data import load_suite
@@ -493,7 +502,7 @@ def probe_suite(profile: str | Profile, suite: str, tasks: list[str] | None = No
     profile, image_size = own_image_size(profile, image_size)
     suite_data = _probe_data(profile, spec, train_per_task, image_size)
     specs = {t.name: t for t in suite_data.suite.tasks}
-    rows, type_rows, pretrainings = [], [], {}
+    rows, type_rows, target_rows, pretrainings = [], [], [], {}
     for task in tasks or known:
         ref = image_free_references(specs[task], suite_data.train[task], suite_data.test[task])
         for n in epochs:
@@ -515,11 +524,17 @@ def probe_suite(profile: str | Profile, suite: str, tasks: list[str] | None = No
                          **{k: round(result[k], 1) if k in result else None for k in AGREEMENT_COLUMNS}})
             type_rows += [{**{k: rows[-1][k] for k in PROBE_KEY}, "question type": kind, "questions": v["questions"],
                            "score": round(v["score"], 1)} for kind, v in result["types"].items()]
+            if "targets" in result:
+                target_rows.append({**{k: rows[-1][k] for k in PROBE_KEY},
+                                    **{k: round(result["targets"][k], 1) for k in TARGET_COLUMNS}})
     table = pd.DataFrame(rows)
     path = profile.results_dir / "tables" / f"{suite}_probe.csv"
     _merge_into(path, table, task_order=known, profile_seed=profile_seed, image_size=profile_side)
     if type_rows:
         _merge_types(path.with_name(f"{suite}_probe_types.csv"), pd.DataFrame(type_rows), known)
+    if target_rows:
+        merge_table(path.with_name(f"{suite}_probe_targets.csv"), pd.DataFrame(target_rows), PROBE_KEY,
+                    _probe_order(known))
     # each call's provenance, appended: rows of one table may come from several calls
     append_call(path.with_suffix(".json"),
                 provenance(profile=profile.name, suite=suite, model=model_label(profile, train_parts, image_size), method=method,

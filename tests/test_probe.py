@@ -349,6 +349,12 @@ def test_scene_first_probe_lists_the_scene_and_scores_the_last_box(micro_smoke_p
         box = reply["text"][reply["text"].rfind("["):] if "[" in reply["text"] else ""
         expected = score("iou", [box], [test[reply["question_id"]]["answer"]]).per_sample[0] if box else 0.0
         assert reply["score"] == expected
+    # where each final box landed: on the named object exactly as often as the task's score says
+    targets = pd.read_csv(profile.results_dir / "tables" / "coin_probe_targets.csv").iloc[0]
+    assert targets["task"] == "Grounding" and targets["answer form"] == "scene"
+    assert targets["on the named object"] == row["score"]
+    assert targets["on the named object"] <= targets["on an object"] <= 100
+    assert 25 <= targets["a random object"] <= 50   # two to four objects a picture
 
 
 def test_scene_first_replies_need_a_grounding_task(micro_smoke_profile):

@@ -237,10 +237,17 @@ def final_answer(prediction: str, reference: Any, *, scorer: str = "exact_match"
     if inner.corpus_level:
         raise ConfigError(f"final_answer scores one reply at a time; {scorer!r} is corpus-level. "
                           "Fix: pick a per-sample scorer (exact_match, numeric, option_letter, ...).")
+    tail = final_part(prediction, after)
+    if not tail:
+        return None
+    return inner.fn(tail, reference)
+
+
+def final_part(prediction: str, after: str) -> str:
+    """What follows the last ``after`` in ``prediction`` (from it, for an opening bracket), stripped; the
+    whole reply when ``after`` is not in it."""
     parts = prediction.split() if after == " " else prediction.rsplit(after, 1)
     tail = parts[-1].strip() if parts else ""
     if after in ("[", "(") and len(parts) == 2:
         tail = after + tail   # the bracket belongs to the answer
-    if not tail:
-        return None
-    return inner.fn(tail, reference)
+    return tail
