@@ -117,3 +117,12 @@ def test_the_sequence_is_held_to_the_blind_probe_of_its_model_and_epochs_alone()
     assert other.loc["Sci", "learned by"] == "in sequence, 3 epochs"
     assert what_it_takes(_learnability(), probes, margin=10.0, default_samples=1000).loc["Sci", "learned by"] \
         == "in sequence, 3 epochs"
+
+
+def test_a_zero_shot_probe_is_the_base_models_score_and_no_setting_that_learns():
+    zero_shot = {"task": "Sci", "model": "tiny-3m", "method": "zero_shot", "epochs": 1.0, "train samples": 1000,
+                 "score": 90.0, "score - bar": 49.0}
+    probes = pd.concat([_probes(), pd.DataFrame([zero_shot])], ignore_index=True)
+    table = what_it_takes(_learnability(), probes, margin=10.0, default_samples=1000)
+    assert table.loc["Sci", "learned by"] == "in sequence, 3 epochs"
+    assert table.loc["Sci", "best score"] == 52.0 and table.loc["Sci", "settings tried"] == 3

@@ -26,6 +26,10 @@ learns the task only if it also clears the blind score by ``margin``,
 (``sequence_model``, the profile's), epochs, training set and replies, trained alone: the same steps on
 the task's own records, from the base model instead of the adapter the earlier tasks left.
 
+Zero-shot probe rows (``--method zero_shot``) train nothing: they are the base model's own score, kept in
+the probe table as the reference a tuned score is read against, and left out here, where a setting is
+what training it takes.
+
 A setting *learns* the task when its score is at least ``margin`` points above its bar (the bar is the
 highest of the best constant answer and the two question priors, :mod:`cvitkit.eval.chance`, and the
 blind score where there is one). Columns: the bar, the number of settings tried, the best score with
@@ -126,6 +130,8 @@ def what_it_takes(learnability: pd.DataFrame, probes: pd.DataFrame | None = None
     ``sequence_model`` is the continual runs' model as probe rows name it (the profile's preset), whose
     blind probes alone hold the in-sequence settings."""
     rows, bars = [], table_bar(learnability)
+    if probes is not None and "method" in probes:
+        probes = probes[probes["method"] != "zero_shot"]
     no_probes = probes is None or not len(probes)
     for task, row in learnability.iterrows():
         bar = float(bars[task])
