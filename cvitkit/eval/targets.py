@@ -49,7 +49,8 @@ def landed_on(answer: str, objects: Sequence[dict], side: int) -> int | None:
     """Index in ``objects`` of the object ``answer`` lands on, or ``None``.
 
     ``answer`` holds a normalised box ``[x1, y1, x2, y2]`` or, failing that, a point ``(x, y)``;
-    ``objects`` are the generator's, each with a ``box`` in pixels of a picture ``side`` pixels wide."""
+    ``objects`` are the generator's, each with a ``box`` in pixels of a picture ``side`` pixels wide. (A GUI
+    reply that writes a box is read as a box here, where the click scorer counts it a parse failure.)"""
     box = parse_box(answer)
     point = None if box is not None else parse_point(answer)
     for index, obj in enumerate(objects):
